@@ -1,0 +1,133 @@
+//! The command line: `serve` (the default), `migrate`, `openapi` and
+//! `check-config`.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+
+use crate::{
+    AppState,
+    config::{Config, Environment},
+    db, http,
+    server::{self, Server},
+    telemetry,
+};
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML file layered over the built-in defaults (environment variables
+    /// named `APP_<SECTION>__<KEY>` still override it).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations, then serve HTTPS until SIGINT or SIGTERM (default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Print the effective configuration, secrets redacted, and whether it is
+    /// fit for production. Exits non-zero when it is not fit for its `env`.
+    CheckConfig,
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            // Also on stderr for failures before logging is set up.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        println!("{}", http::openapi().to_pretty_json()?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    match command {
+        Command::CheckConfig => Ok(check_config(&config)?),
+        Command::Migrate => {
+            telemetry::init(&config)?;
+            let pool = db::connect(&config).await?;
+            db::migrate(&pool).await?;
+            tracing::info!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve => {
+            refuse_unsafe_production(&config)?;
+            telemetry::init(&config)?;
+            serve(config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => unreachable!("handled above"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let pool = db::connect(&config).await?;
+    db::migrate(&pool).await?;
+    let config = Arc::new(config);
+    let app = http::router(AppState {
+        config: config.clone(),
+        db: pool,
+    });
+    let server = Server::bind(&config, app)?;
+    let base = config.server.public_url.as_str().trim_end_matches('/');
+    tracing::info!(
+        env = %config.env,
+        https = %server.https_addr(),
+        http_redirect = ?server.http_redirect_addr(),
+        api = %base,
+        docs = format!("{base}{}/", http::DOCS_PATH),
+        "listening"
+    );
+    server.run(server::shutdown_signal()).await
+}
+
+/// Production must not start on development defaults (a generated
+/// certificate, plain-HTTP redirects, ...): better down than unsafe.
+fn refuse_unsafe_production(config: &Config) -> anyhow::Result<()> {
+    let problems = config.production_problems();
+    if config.env == Environment::Production && !problems.is_empty() {
+        let list: Vec<String> = problems
+            .iter()
+            .map(|p| format!("  - {}: {}", p.key, p.problem))
+            .collect();
+        bail!("refusing to start in production:\n{}", list.join("\n"));
+    }
+    Ok(())
+}
+
+fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
+    println!(
+        "# Effective configuration (secrets redacted)\n{}",
+        toml::to_string_pretty(config)?
+    );
+    let problems = config.production_problems();
+    if problems.is_empty() {
+        println!("# Fit for production: yes");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("# Fit for production: no");
+    for problem in &problems {
+        println!("#   - {}: {}", problem.key, problem.problem);
+    }
+    Ok(if config.env == Environment::Production {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,475 @@
+//! Typed configuration, layered and validated once at start-up.
+//!
+//! Layers, later ones win: `config/default.toml` (compiled in, so the binary
+//! runs from any directory), an optional file given with `--config`, then
+//! `APP_<SECTION>__<KEY>` environment variables. Unknown keys are errors: a
+//! mistyped security setting must fail loudly, never be silently ignored.
+
+use std::{fmt, net::SocketAddr, path::Path, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Toml},
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value of the wrong type, or an unknown key, named with the variable
+    /// or file that set it.
+    #[error("invalid configuration {0}")]
+    Load(String),
+    #[error("invalid configuration `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub env: Environment,
+    pub server: ServerConfig,
+    pub tls: TlsConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub cors: CorsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub https_addr: SocketAddr,
+    #[serde(default)]
+    pub http_redirect_addr: Option<SocketAddr>,
+    pub public_url: Url,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+    pub max_concurrent_requests: usize,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    #[serde(default)]
+    pub cert_path: Option<PathBuf>,
+    #[serde(default)]
+    pub key_path: Option<PathBuf>,
+    pub dev_cert_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: DatabaseUrl,
+    pub max_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub filter: String,
+    #[serde(default)]
+    pub format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    pub allowed_origins: Vec<String>,
+}
+
+/// The database URL. It may carry a password, so it never prints whole:
+/// `Debug` and `Serialize` (used by `check-config`) show a redacted copy.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+/// A setting that is fine on a laptop and unsafe in production.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostureProblem {
+    pub key: &'static str,
+    pub problem: &'static str,
+}
+
+impl Config {
+    /// Loads every layer (see the module docs) and validates the result.
+    pub fn load(extra_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Self::defaults();
+        if let Some(path) = extra_file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        Self::from_figment(&figment.merge(Env::prefixed("APP_").split("__")))
+    }
+
+    /// The compiled-in defaults alone; tests layer their overrides on top.
+    #[must_use]
+    pub fn defaults() -> Figment {
+        Figment::from(Toml::string(DEFAULTS))
+    }
+
+    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        let config: Self = figment
+            .extract()
+            .map_err(|err| ConfigError::Load(describe(err)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[must_use]
+    pub fn log_format(&self) -> LogFormat {
+        self.log.format.unwrap_or(match self.env {
+            Environment::Development => LogFormat::Pretty,
+            Environment::Production => LogFormat::Json,
+        })
+    }
+
+    /// Everything that makes this configuration unfit for production. The
+    /// server refuses to start in production while this list is not empty.
+    #[must_use]
+    pub fn production_problems(&self) -> Vec<PostureProblem> {
+        let mut problems = Vec::new();
+        if self.tls.cert_path.is_none() {
+            problems.push(PostureProblem {
+                key: "tls.cert_path",
+                problem: "no certificate configured; only development generates a self-signed one",
+            });
+        }
+        if self.server.public_url.scheme() != "https" {
+            problems.push(PostureProblem {
+                key: "server.public_url",
+                problem: "must be https, or redirects would send clients to plain HTTP",
+            });
+        }
+        if self
+            .cors
+            .allowed_origins
+            .iter()
+            .any(|origin| !origin.starts_with("https://"))
+        {
+            problems.push(PostureProblem {
+                key: "cors.allowed_origins",
+                problem: "every allowed origin must be https; a plain-HTTP page can be tampered with in transit",
+            });
+        }
+        problems
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        let url = &server.public_url;
+        check(
+            matches!(url.scheme(), "https" | "http")
+                && url.has_host()
+                && url.path() == "/"
+                && url.query().is_none()
+                && url.username().is_empty(),
+            "server.public_url",
+            "must be an origin such as https://api.example.com, without path or credentials",
+        )?;
+        check(
+            (1..=300).contains(&server.request_timeout_secs),
+            "server.request_timeout_secs",
+            "must be between 1 and 300",
+        )?;
+        check(
+            (1024..=16 * 1024 * 1024).contains(&server.body_limit_bytes),
+            "server.body_limit_bytes",
+            "must be between 1 KiB and 16 MiB",
+        )?;
+        check(
+            server.max_concurrent_requests >= 1,
+            "server.max_concurrent_requests",
+            "must be at least 1",
+        )?;
+        check(
+            server.shutdown_grace_secs <= 300,
+            "server.shutdown_grace_secs",
+            "must be at most 300",
+        )?;
+        check(
+            self.tls.cert_path.is_some() == self.tls.key_path.is_some(),
+            "tls.key_path",
+            "set both tls.cert_path and tls.key_path, or neither",
+        )?;
+        check(
+            self.database.max_connections >= 1,
+            "database.max_connections",
+            "must be at least 1",
+        )?;
+        check(
+            (1..=60).contains(&self.database.acquire_timeout_secs),
+            "database.acquire_timeout_secs",
+            "must be between 1 and 60",
+        )?;
+        if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(ConfigError::Invalid {
+                key: "log.filter",
+                problem: err.to_string(),
+            });
+        }
+        for origin in &self.cors.allowed_origins {
+            let canonical = Url::parse(origin)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "https" | "http"))
+                .map(|url| url.origin().ascii_serialization());
+            if canonical.as_deref() != Some(origin.as_str()) {
+                return Err(ConfigError::Invalid {
+                    key: "cors.allowed_origins",
+                    problem: format!(
+                        "{origin:?} is not an origin; write scheme://host[:port] without path, as in \"https://app.example.com\""
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    #[must_use]
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    #[must_use]
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+impl DatabaseConfig {
+    #[must_use]
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.acquire_timeout_secs)
+    }
+}
+
+impl DatabaseUrl {
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with its password and any password-like query parameter hidden.
+    #[must_use]
+    pub fn redacted(&self) -> String {
+        let Ok(mut url) = Url::parse(&self.0) else {
+            return "<unparseable URL hidden>".to_owned();
+        };
+        if url.password().is_some() {
+            // Only fails for URLs that cannot carry a password at all.
+            let _ = url.set_password(Some("REDACTED"));
+        }
+        if url.query().is_some() {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(key, value)| {
+                    let hidden = key.to_ascii_lowercase().contains("password");
+                    let value = if hidden { "REDACTED".into() } else { value };
+                    (key.into_owned(), value.into_owned())
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        })
+    }
+}
+
+/// Figment shows environment keys in a form nobody typed (`SERVER.HTTPS_ADDR`
+/// in "`APP_` environment variable(s)"); this names the key and the exact
+/// variable or file that set it.
+fn describe(error: figment::Error) -> String {
+    let problems: Vec<String> = error
+        .into_iter()
+        .map(|error| {
+            let mut path = error.path.clone();
+            if let figment::error::Kind::UnknownField(field, _) = &error.kind
+                && path.last() != Some(field)
+            {
+                path.push(field.clone());
+            }
+            let key = path.join(".");
+            let origin = match &error.metadata {
+                Some(meta) if meta.name.contains("environment") => {
+                    format!(
+                        "environment variable APP_{}",
+                        key.to_uppercase().replace('.', "__")
+                    )
+                }
+                Some(meta) => match &meta.source {
+                    Some(figment::Source::File(file)) => format!("file {}", file.display()),
+                    _ => "built-in defaults".to_owned(),
+                },
+                None => "configuration".to_owned(),
+            };
+            format!("`{key}` (set by {origin}): {}", error.kind)
+        })
+        .collect();
+    problems.join("; ")
+}
+
+fn check(ok: bool, key: &'static str, problem: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            problem: problem.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(key: &str, value: impl Serialize) -> Result<Config, ConfigError> {
+        Config::from_figment(&Config::defaults().merge((key, value)))
+    }
+
+    #[test]
+    fn defaults_are_valid_development_settings() {
+        let config = Config::from_figment(&Config::defaults()).expect("defaults load");
+        assert_eq!(config.env, Environment::Development);
+        assert_eq!(config.log_format(), LogFormat::Pretty);
+        assert!(config.cors.allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn defaults_are_not_fit_for_production() {
+        let config = with("env", "production").expect("loads");
+        let keys: Vec<_> = config.production_problems().iter().map(|p| p.key).collect();
+        assert_eq!(keys, ["tls.cert_path"]);
+        assert_eq!(config.log_format(), LogFormat::Json);
+    }
+
+    #[test]
+    fn production_rejects_plain_http_public_url_and_origins() {
+        let config = Config::from_figment(
+            &Config::defaults()
+                .merge(("server.public_url", "http://api.example.com"))
+                .merge(("cors.allowed_origins", ["http://app.example.com"])),
+        )
+        .expect("loads");
+        let keys: Vec<_> = config.production_problems().iter().map(|p| p.key).collect();
+        assert!(keys.contains(&"server.public_url"), "{keys:?}");
+        assert!(keys.contains(&"cors.allowed_origins"), "{keys:?}");
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "the signature of figment::Jail's closure"
+    )]
+    fn environment_variable_errors_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("APP_SERVER__REQUEST_TIMEOUT_SECS", "soon");
+            let err = Config::load(None).expect_err("a non-number must be rejected");
+            let message = err.to_string();
+            assert!(message.contains("server.request_timeout_secs"), "{message}");
+            assert!(
+                message.contains("APP_SERVER__REQUEST_TIMEOUT_SECS"),
+                "{message}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "the signature of figment::Jail's closure"
+    )]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("APP_TLS__CERT_PTH", "/etc/cert.pem");
+            let message = Config::load(None).expect_err("typo").to_string();
+            assert!(message.contains("cert_pth"), "{message}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let err = with("server.request_timeout_secs", 0).expect_err("zero timeout");
+        assert!(err.to_string().contains("server.request_timeout_secs"));
+        let err = with("tls.cert_path", "/etc/cert.pem").expect_err("cert without key");
+        assert!(err.to_string().contains("tls.key_path"));
+        let err = with("log.filter", "info,=[").expect_err("bad filter");
+        assert!(err.to_string().contains("log.filter"));
+    }
+
+    #[test]
+    fn origins_must_be_canonical() {
+        for bad in [
+            "*",
+            "https://app.example.com/",
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://x.example",
+        ] {
+            let err = with("cors.allowed_origins", [bad]).expect_err(bad);
+            assert!(err.to_string().contains("cors.allowed_origins"), "{bad}");
+        }
+        with(
+            "cors.allowed_origins",
+            ["https://app.example.com", "http://localhost:3000"],
+        )
+        .expect("valid origins");
+    }
+
+    #[test]
+    fn database_passwords_never_print() {
+        let url = DatabaseUrl(
+            "postgres://svc:hunter2@db.internal:5432/app?sslpassword=s3cret&sslmode=require".into(),
+        );
+        let shown = format!("{url:?} {}", url.redacted());
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("db.internal") && shown.contains("sslmode=require"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! The HTTP surface: the routes, the OpenAPI document and, in one place, the
+//! middleware stack every request passes through.
+
+mod error;
+pub mod headers;
+mod openapi;
+pub mod request_id;
+mod routes;
+mod trace;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{StatusCode, header},
+    middleware::from_fn,
+};
+use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    limit::RequestBodyLimitLayer,
+    sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer},
+    timeout::TimeoutLayer,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use self::{
+    error::{ApiError, ErrorBody, ErrorEnvelope, ErrorReport},
+    openapi::{DOCS_PATH, SPEC_PATH},
+};
+use crate::{AppState, config::Config};
+
+/// Every operation of the API. `routes!` registers a handler in the router
+/// *and* its `#[utoipa::path]` in the document, so the two cannot drift;
+/// `clippy.toml` forbids `Router::route` to keep this the only way in.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::document())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+}
+
+/// The OpenAPI document, exactly as served at `/openapi.json`.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// The whole application: the API, the docs, the 404 fallback and the
+/// middleware stack.
+pub fn router(state: AppState) -> Router {
+    let config = state.config.clone();
+    let (api, document) = api().split_for_parts();
+    let app = api
+        .merge(openapi::routes(document))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state);
+    with_middleware(app, &config)
+}
+
+/// Wraps `app` in the middleware stack. Public so that tests can wrap their
+/// own probe routes (slow, panicking) in exactly the production stack.
+///
+/// Outermost first. Why this order: credentials are marked sensitive before
+/// anything could log them; the request id exists before the span that
+/// records it; headers and the error renderer sit above every layer that can
+/// answer on its own (CORS preflights, panics, timeouts, limits), so those
+/// answers get security headers and the error shape too; cheap rejections
+/// (size, concurrency) come before any handler work.
+pub fn with_middleware(app: Router, config: &Config) -> Router {
+    let server = &config.server;
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::PROXY_AUTHORIZATION,
+            ]))
+            .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
+            .layer(from_fn(request_id::middleware))
+            .layer(trace::layer())
+            .layer(headers::security_headers())
+            .layer(headers::cors(&config.cors))
+            .layer(from_fn(error::render))
+            .layer(CatchPanicLayer::custom(error::panic_response))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                server.request_timeout(),
+            ))
+            .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
+            .layer(DefaultBodyLimit::max(server.body_limit_bytes))
+            .layer(GlobalConcurrencyLimitLayer::new(
+                server.max_concurrent_requests,
+            )),
+    )
+}

@@ -1,0 +1,3 @@
+//! Thin handlers, one module per resource.
+
+pub mod health;

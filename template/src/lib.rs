@@ -1,0 +1,21 @@
+//! A secure-by-default HTTPS API: the library behind the binary and the tests.
+//!
+//! Each security control lives in the module named after it; `http` composes
+//! them into the middleware stack in one visible place.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+
+use std::sync::Arc;
+
+/// Everything a handler may use, passed explicitly through axum's `State`.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<config::Config>,
+    pub db: db::Pool,
+}

@@ -1,0 +1,96 @@
+//! The binary's subcommands, run as a deployment runs them.
+
+use std::process::{Command, Output};
+
+use crate::BIN;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env("APP_TLS__DEV_CERT_DIR", data.path())
+        .env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn openapi_prints_the_served_document() {
+    let output = run(&["openapi"], &[]);
+    assert!(output.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        printed,
+        serde_json::to_value(app::http::openapi()).expect("JSON")
+    );
+}
+
+#[test]
+fn check_config_reports_development_defaults_as_unfit_for_production() {
+    let output = run(&["check-config"], &[]);
+    assert!(
+        output.status.success(),
+        "development may run on development defaults"
+    );
+    let printed = stdout(&output);
+    assert!(printed.contains("env = \"development\""), "{printed}");
+    assert!(
+        printed.contains("Fit for production: no") && printed.contains("tls.cert_path"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn check_config_fails_in_production_with_unsafe_settings() {
+    let output = run(&["check-config"], &[("APP_ENV", "production")]);
+    assert!(!output.status.success());
+    assert!(stdout(&output).contains("tls.cert_path"));
+}
+
+#[test]
+fn check_config_never_prints_the_database_password() {
+    let url = "postgres://svc:hunter2-secret@db.internal:5432/app";
+    let output = run(&["check-config"], &[("APP_DATABASE__URL", url)]);
+    let printed = stdout(&output);
+    assert!(
+        printed.contains("db.internal") && !printed.contains("hunter2"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_in_production_with_development_settings() {
+    let output = run(&["serve"], &[("APP_ENV", "production")]);
+    assert!(!output.status.success());
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("refusing to start in production") && errors.contains("tls.cert_path"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn a_bad_setting_is_named_with_its_variable() {
+    let output = run(
+        &["check-config"],
+        &[("APP_SERVER__BODY_LIMIT_BYTES", "lots")],
+    );
+    assert!(!output.status.success());
+    let errors = stderr(&output);
+    assert!(
+        errors.contains("server.body_limit_bytes")
+            && errors.contains("APP_SERVER__BODY_LIMIT_BYTES"),
+        "{errors}"
+    );
+}

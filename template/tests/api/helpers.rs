@@ -1,0 +1,250 @@
+//! Spawning the application for a test, and asserting on what it answers.
+
+use std::{
+    io,
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use app::{AppState, config::Config, db::Pool, http, server::Server};
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    http::{HeaderMap, Request, StatusCode},
+};
+use figment::Figment;
+use http_body_util::BodyExt;
+use tokio::{sync::oneshot, task::JoinHandle};
+use tower::ServiceExt;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// The built-in defaults with the HTTPS listener on a free port, plus the
+/// test's own overrides.
+pub fn config_with(overrides: impl FnOnce(Figment) -> Figment) -> Config {
+    let figment = Config::defaults().merge(("server.https_addr", "127.0.0.1:0"));
+    Config::from_figment(&overrides(figment)).expect("test configuration is valid")
+}
+
+pub fn config() -> Config {
+    config_with(|figment| figment)
+}
+
+/// The real router, called in process.
+pub struct TestApp {
+    router: Router,
+}
+
+impl TestApp {
+    pub fn new(pool: Pool) -> Self {
+        Self::with_config(pool, config())
+    }
+
+    pub fn with_config(pool: Pool, config: Config) -> Self {
+        Self {
+            router: full_router(pool, config),
+        }
+    }
+
+    /// Test-only routes (slow, panicking, …) wrapped in the production
+    /// middleware stack.
+    pub fn probe(routes: Router, config: &Config) -> Self {
+        Self {
+            router: http::with_middleware(routes, config),
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> TestResponse {
+        self.send(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router is infallible");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("missing header {name}"))
+            .to_str()
+            .expect("ASCII header")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!("not JSON ({err}): {}", String::from_utf8_lossy(&self.body))
+        })
+    }
+
+    /// Asserts the one error shape, with the request id of the response
+    /// header, and returns the `error` object.
+    pub fn assert_error(&self, status: StatusCode, code: &str) -> serde_json::Value {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.header("content-type"), "application/json");
+        assert_error_body(&self.json(), code, self.header("x-request-id"))
+    }
+}
+
+/// The checks of `assert_error` on a body received any other way.
+pub fn assert_error_body(
+    body: &serde_json::Value,
+    code: &str,
+    request_id: &str,
+) -> serde_json::Value {
+    let outer: Vec<&String> = body.as_object().expect("an object").keys().collect();
+    assert_eq!(outer, ["error"], "{body}");
+    let error = &body["error"];
+    let mut fields: Vec<&String> = error.as_object().expect("error object").keys().collect();
+    fields.sort();
+    assert_eq!(fields, ["code", "message", "request_id"], "{body}");
+    assert_eq!(error["code"], code, "{body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(error["request_id"], request_id, "{body}");
+    error.clone()
+}
+
+/// The application on a real TLS socket, with a client that trusts its
+/// freshly generated development certificate.
+pub struct TlsApp {
+    pub https: SocketAddr,
+    pub redirect: Option<SocketAddr>,
+    pub client: reqwest::Client,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<anyhow::Result<()>>,
+    certificates: tempfile::TempDir,
+}
+
+impl TlsApp {
+    pub fn spawn(pool: Pool) -> Self {
+        Self::spawn_with(
+            |config| full_router(pool, config.clone()),
+            |figment| figment,
+        )
+    }
+
+    /// Starts `make_app(config)` with the test's configuration overrides and
+    /// a certificate in a temporary directory.
+    pub fn spawn_with(
+        make_app: impl FnOnce(&Config) -> Router,
+        overrides: impl FnOnce(Figment) -> Figment,
+    ) -> Self {
+        let certificates = tempfile::tempdir().expect("tempdir");
+        let dir = certificates.path().to_owned();
+        let config = config_with(|figment| overrides(figment.merge(("tls.dev_cert_dir", &dir))));
+        let server = Server::bind(&config, make_app(&config)).expect("bind");
+        let (https, redirect) = (server.https_addr(), server.http_redirect_addr());
+        let (shutdown, requested) = oneshot::channel::<()>();
+        let server = tokio::spawn(server.run(async {
+            let _ = requested.await;
+        }));
+        Self {
+            https,
+            redirect,
+            client: trusting_client(&dir.join("cert.pem"), https, reqwest::Client::builder()),
+            shutdown,
+            server,
+            certificates,
+        }
+    }
+
+    /// `path` on this server, by the name its certificate is valid for.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.https.port())
+    }
+
+    /// A client builder that trusts this server's certificate, for tests
+    /// that need other client settings (HTTP/1.1 only, …).
+    pub fn client_builder(&self, builder: reqwest::ClientBuilder) -> reqwest::Client {
+        trusting_client(
+            &self.certificates.path().join("cert.pem"),
+            self.https,
+            builder,
+        )
+    }
+
+    /// Requests a graceful shutdown and waits until the server stopped.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.server.await?
+    }
+}
+
+/// The application's own router, as `serve` builds it.
+pub fn full_router(pool: Pool, config: Config) -> Router {
+    http::router(AppState {
+        config: Arc::new(config),
+        db: pool,
+    })
+}
+
+fn trusting_client(
+    cert: &Path,
+    addr: SocketAddr,
+    builder: reqwest::ClientBuilder,
+) -> reqwest::Client {
+    let pem = std::fs::read(cert).expect("the server wrote its certificate");
+    builder
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM certificate")])
+        .resolve("localhost", addr)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// Log lines captured in memory, as the production subscriber writes them.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("UTF-8 logs")
+    }
+}
+
+impl io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for CapturedLogs {
+    type Writer = Self;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

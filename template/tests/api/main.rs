@@ -1,0 +1,18 @@
+//! Black-box tests of the real application: in process through its router,
+//! over a real TLS socket, and as the compiled binary. Each test gets a fresh
+//! database from `#[sqlx::test]` (a new SQLite file, or a new PostgreSQL
+//! database on the server named by `DATABASE_URL`).
+
+extern crate {{crate_name}} as app;
+
+/// The compiled service binary, for tests of the command line.
+const BIN: &str = env!("CARGO_BIN_EXE_{{project-name}}");
+
+mod cli;
+mod errors;
+mod headers;
+mod health;
+mod helpers;
+mod logging;
+mod openapi;
+mod tls;
