@@ -89,11 +89,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         env = %config.env,
         https = %server.https_addr(),
-        http_redirect = ?server.http_redirect_addr(),
         api = %base,
         docs = format!("{base}{}/", http::DOCS_PATH),
         "listening"
     );
+    if let Some(addr) = server.http_redirect_addr() {
+        tracing::info!(http = %addr, "redirecting plain HTTP to HTTPS");
+    }
     server.run(server::shutdown_signal()).await
 }
 
