@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     AppState,
+    auth::{
+        Auth,
+        keys::{self, Rotation},
+    },
     config::{Config, Environment},
     db, http,
     server::{self, Server},
@@ -36,6 +40,17 @@ enum Command {
     /// Print the effective configuration, secrets redacted, and whether it is
     /// fit for production. Exits non-zero when it is not fit for its `env`.
     CheckConfig,
+    /// Rotate the keys that sign access tokens (in `auth.keys_dir`). Without
+    /// a flag, stages a new key and promotes it at once; with several
+    /// instances, `--stage`, roll out everywhere, then `--promote`.
+    RotateKeys {
+        /// Only add the next key, which verifies but does not sign yet.
+        #[arg(long, conflicts_with = "promote")]
+        stage: bool,
+        /// Make the staged key the signing key and retire the current one.
+        #[arg(long)]
+        promote: bool,
+    },
 }
 
 pub async fn run() -> ExitCode {
@@ -59,6 +74,15 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     match command {
         Command::CheckConfig => Ok(check_config(&config)?),
+        Command::RotateKeys { stage, promote } => {
+            let rotation = match (stage, promote) {
+                (true, _) => Rotation::Stage,
+                (_, true) => Rotation::Promote,
+                _ => Rotation::StageAndPromote,
+            };
+            println!("{}", keys::rotate(&config.auth.keys_dir, rotation, config.auth.access_token_ttl())?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             telemetry::init(&config)?;
             let pool = db::connect(&config).await?;
@@ -79,11 +103,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = db::connect(&config).await?;
     db::migrate(&pool).await?;
+    let auth = Arc::new(Auth::new(&config).await?);
     let config = Arc::new(config);
-    let app = http::router(AppState {
-        config: config.clone(),
-        db: pool,
-    });
+    let app = http::router(AppState { config: config.clone(), db: pool, auth });
     let server = Server::bind(&config, app)?;
     let base = config.server.public_url.as_str().trim_end_matches('/');
     tracing::info!(
@@ -104,20 +126,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 fn refuse_unsafe_production(config: &Config) -> anyhow::Result<()> {
     let problems = config.production_problems();
     if config.env == Environment::Production && !problems.is_empty() {
-        let list: Vec<String> = problems
-            .iter()
-            .map(|p| format!("  - {}: {}", p.key, p.problem))
-            .collect();
+        let list: Vec<String> = problems.iter().map(|p| format!("  - {}: {}", p.key, p.problem)).collect();
         bail!("refusing to start in production:\n{}", list.join("\n"));
     }
     Ok(())
 }
 
 fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
-    println!(
-        "# Effective configuration (secrets redacted)\n{}",
-        toml::to_string_pretty(config)?
-    );
+    println!("# Effective configuration (secrets redacted)\n{}", toml::to_string_pretty(config)?);
     let problems = config.production_problems();
     if problems.is_empty() {
         println!("# Fit for production: yes");
@@ -127,9 +143,5 @@ fn check_config(config: &Config) -> anyhow::Result<ExitCode> {
     for problem in &problems {
         println!("#   - {}: {}", problem.key, problem.problem);
     }
-    Ok(if config.env == Environment::Production {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if config.env == Environment::Production { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

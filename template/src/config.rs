@@ -40,6 +40,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub tls: TlsConfig,
     pub database: DatabaseConfig,
+    pub auth: AuthConfig,
     pub log: LogConfig,
     pub cors: CorsConfig,
 }
@@ -74,6 +75,25 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
 }
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub audience: Option<String>,
+    pub access_token_ttl_secs: u64,
+    pub refresh_idle_timeout_secs: u64,
+    pub refresh_lifetime_secs: u64,
+    pub keys_dir: PathBuf,
+    pub password_min_length: usize,
+    #[serde(default)]
+    pub max_concurrent_hashes: Option<usize>,
+    pub lockout_threshold: u32,
+    pub lockout_base_secs: u64,
+}
+
+/// The key directory development uses; production must mount its own keys.
+const DEV_KEYS_DIR: &str = "data/jwt";
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -126,9 +146,7 @@ impl Config {
     }
 
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let config: Self = figment
-            .extract()
-            .map_err(|err| ConfigError::Load(describe(err)))?;
+        let config: Self = figment.extract().map_err(|err| ConfigError::Load(describe(err)))?;
         config.validate()?;
         Ok(config)
     }
@@ -152,18 +170,19 @@ impl Config {
                 problem: "no certificate configured; only development generates a self-signed one",
             });
         }
+        if self.auth.keys_dir == Path::new(DEV_KEYS_DIR) {
+            problems.push(PostureProblem {
+                key: "auth.keys_dir",
+                problem: "points at the development key directory; mount production keys elsewhere",
+            });
+        }
         if self.server.public_url.scheme() != "https" {
             problems.push(PostureProblem {
                 key: "server.public_url",
                 problem: "must be https, or redirects would send clients to plain HTTP",
             });
         }
-        if self
-            .cors
-            .allowed_origins
-            .iter()
-            .any(|origin| !origin.starts_with("https://"))
-        {
+        if self.cors.allowed_origins.iter().any(|origin| !origin.starts_with("https://")) {
             problems.push(PostureProblem {
                 key: "cors.allowed_origins",
                 problem: "every allowed origin must be https; a plain-HTTP page can be tampered with in transit",
@@ -194,36 +213,50 @@ impl Config {
             "server.body_limit_bytes",
             "must be between 1 KiB and 16 MiB",
         )?;
-        check(
-            server.max_concurrent_requests >= 1,
-            "server.max_concurrent_requests",
-            "must be at least 1",
-        )?;
-        check(
-            server.shutdown_grace_secs <= 300,
-            "server.shutdown_grace_secs",
-            "must be at most 300",
-        )?;
+        check(server.max_concurrent_requests >= 1, "server.max_concurrent_requests", "must be at least 1")?;
+        check(server.shutdown_grace_secs <= 300, "server.shutdown_grace_secs", "must be at most 300")?;
         check(
             self.tls.cert_path.is_some() == self.tls.key_path.is_some(),
             "tls.key_path",
             "set both tls.cert_path and tls.key_path, or neither",
         )?;
-        check(
-            self.database.max_connections >= 1,
-            "database.max_connections",
-            "must be at least 1",
-        )?;
+        check(self.database.max_connections >= 1, "database.max_connections", "must be at least 1")?;
         check(
             (1..=60).contains(&self.database.acquire_timeout_secs),
             "database.acquire_timeout_secs",
             "must be between 1 and 60",
         )?;
+        let auth = &self.auth;
+        check(
+            (60..=3600).contains(&auth.access_token_ttl_secs),
+            "auth.access_token_ttl_secs",
+            "must be between 60 and 3600: access tokens cannot be revoked, keep them short",
+        )?;
+        check(
+            auth.refresh_idle_timeout_secs >= auth.access_token_ttl_secs
+                && auth.refresh_idle_timeout_secs <= auth.refresh_lifetime_secs,
+            "auth.refresh_idle_timeout_secs",
+            "must lie between the access token lifetime and auth.refresh_lifetime_secs",
+        )?;
+        check(
+            auth.refresh_lifetime_secs <= 365 * 24 * 3600,
+            "auth.refresh_lifetime_secs",
+            "must be at most a year",
+        )?;
+        check(
+            (8..=crate::domain::password::MAX_CHARS).contains(&auth.password_min_length),
+            "auth.password_min_length",
+            "must be between 8 and 128",
+        )?;
+        check(auth.max_concurrent_hashes != Some(0), "auth.max_concurrent_hashes", "must be at least 1")?;
+        check(auth.lockout_threshold >= 1, "auth.lockout_threshold", "must be at least 1")?;
+        check(
+            (1..=86_400).contains(&auth.lockout_base_secs),
+            "auth.lockout_base_secs",
+            "must be between 1 and 86400",
+        )?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
-            return Err(ConfigError::Invalid {
-                key: "log.filter",
-                problem: err.to_string(),
-            });
+            return Err(ConfigError::Invalid { key: "log.filter", problem: err.to_string() });
         }
         for origin in &self.cors.allowed_origins {
             let canonical = Url::parse(origin)
@@ -252,6 +285,28 @@ impl ServerConfig {
     #[must_use]
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+impl AuthConfig {
+    #[must_use]
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+}
+
+impl Config {
+    /// The `iss` of this service's tokens: its public URL, without the
+    /// trailing slash.
+    #[must_use]
+    pub fn issuer(&self) -> String {
+        self.server.public_url.as_str().trim_end_matches('/').to_owned()
+    }
+
+    /// The `aud` every access token must carry to be accepted here.
+    #[must_use]
+    pub fn audience(&self) -> String {
+        self.auth.audience.clone().unwrap_or_else(|| self.issuer())
     }
 }
 
@@ -330,10 +385,7 @@ fn describe(error: figment::Error) -> String {
             let key = path.join(".");
             let origin = match &error.metadata {
                 Some(meta) if meta.name.contains("environment") => {
-                    format!(
-                        "environment variable APP_{}",
-                        key.to_uppercase().replace('.', "__")
-                    )
+                    format!("environment variable APP_{}", key.to_uppercase().replace('.', "__"))
                 }
                 Some(meta) => match &meta.source {
                     Some(figment::Source::File(file)) => format!("file {}", file.display()),
@@ -348,14 +400,7 @@ fn describe(error: figment::Error) -> String {
 }
 
 fn check(ok: bool, key: &'static str, problem: &str) -> Result<(), ConfigError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            key,
-            problem: problem.to_owned(),
-        })
-    }
+    if ok { Ok(()) } else { Err(ConfigError::Invalid { key, problem: problem.to_owned() }) }
 }
 
 #[cfg(test)]
@@ -378,7 +423,7 @@ mod tests {
     fn defaults_are_not_fit_for_production() {
         let config = with("env", "production").expect("loads");
         let keys: Vec<_> = config.production_problems().iter().map(|p| p.key).collect();
-        assert_eq!(keys, ["tls.cert_path"]);
+        assert_eq!(keys, ["tls.cert_path", "auth.keys_dir"]);
         assert_eq!(config.log_format(), LogFormat::Json);
     }
 
@@ -396,29 +441,20 @@ mod tests {
     }
 
     #[test]
-    #[expect(
-        clippy::result_large_err,
-        reason = "the signature of figment::Jail's closure"
-    )]
+    #[expect(clippy::result_large_err, reason = "the signature of figment::Jail's closure")]
     fn environment_variable_errors_name_the_key() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("APP_SERVER__REQUEST_TIMEOUT_SECS", "soon");
             let err = Config::load(None).expect_err("a non-number must be rejected");
             let message = err.to_string();
             assert!(message.contains("server.request_timeout_secs"), "{message}");
-            assert!(
-                message.contains("APP_SERVER__REQUEST_TIMEOUT_SECS"),
-                "{message}"
-            );
+            assert!(message.contains("APP_SERVER__REQUEST_TIMEOUT_SECS"), "{message}");
             Ok(())
         });
     }
 
     #[test]
-    #[expect(
-        clippy::result_large_err,
-        reason = "the signature of figment::Jail's closure"
-    )]
+    #[expect(clippy::result_large_err, reason = "the signature of figment::Jail's closure")]
     fn unknown_keys_are_rejected() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("APP_TLS__CERT_PTH", "/etc/cert.pem");
@@ -450,11 +486,8 @@ mod tests {
             let err = with("cors.allowed_origins", [bad]).expect_err(bad);
             assert!(err.to_string().contains("cors.allowed_origins"), "{bad}");
         }
-        with(
-            "cors.allowed_origins",
-            ["https://app.example.com", "http://localhost:3000"],
-        )
-        .expect("valid origins");
+        with("cors.allowed_origins", ["https://app.example.com", "http://localhost:3000"])
+            .expect("valid origins");
     }
 
     #[test]
@@ -463,13 +496,7 @@ mod tests {
             "postgres://svc:hunter2@db.internal:5432/app?sslpassword=s3cret&sslmode=require".into(),
         );
         let shown = format!("{url:?} {}", url.redacted());
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("s3cret"),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("db.internal") && shown.contains("sslmode=require"),
-            "{shown}"
-        );
+        assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db.internal") && shown.contains("sslmode=require"), "{shown}");
     }
 }

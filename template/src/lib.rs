@@ -3,9 +3,12 @@
 //! Each security control lives in the module named after it; `http` composes
 //! them into the middleware stack in one visible place.
 
+pub mod auth;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod http;
 pub mod server;
 pub mod telemetry;
@@ -18,4 +21,5 @@ use std::sync::Arc;
 pub struct AppState {
     pub config: Arc<config::Config>,
     pub db: db::Pool,
+    pub auth: Arc<auth::Auth>,
 }

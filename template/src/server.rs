@@ -70,22 +70,14 @@ impl Server {
 
     /// Serves until `shutdown` completes, then stops accepting connections
     /// and gives in-flight requests up to `server.shutdown_grace_secs`.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let https_handle = Handle::new();
         let redirect_handle = Handle::new();
 
-        let mut https =
-            axum_server::from_tcp_rustls(self.https, RustlsConfig::from_config(self.tls))?
-                .handle(https_handle.clone())
-                .first_request_timeout(FIRST_REQUEST_TIMEOUT);
-        https
-            .http_builder()
-            .http1()
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_HEADER_BYTES);
+        let mut https = axum_server::from_tcp_rustls(self.https, RustlsConfig::from_config(self.tls))?
+            .handle(https_handle.clone())
+            .first_request_timeout(FIRST_REQUEST_TIMEOUT);
+        https.http_builder().http1().header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEADER_BYTES);
         https
             .http_builder()
             .http2()
@@ -112,10 +104,7 @@ impl Server {
             let https_handle = https_handle.clone();
             async move {
                 shutdown.await;
-                tracing::info!(
-                    grace_secs = grace.as_secs(),
-                    "shutting down: draining in-flight requests"
-                );
+                tracing::info!(grace_secs = grace.as_secs(), "shutting down: draining in-flight requests");
                 https_handle.graceful_shutdown(Some(grace));
                 redirect_handle.graceful_shutdown(Some(grace));
             }
@@ -180,14 +169,8 @@ mod tests {
     fn redirects_keep_path_and_query_but_never_the_requested_host() {
         let public = Url::parse("https://api.example.com:8443").expect("url");
         let absolute: Uri = "http://evil.example/notes?page=2".parse().expect("uri");
-        assert_eq!(
-            https_target(&public, &absolute),
-            "https://api.example.com:8443/notes?page=2"
-        );
+        assert_eq!(https_target(&public, &absolute), "https://api.example.com:8443/notes?page=2");
         let origin_form: Uri = "/healthz".parse().expect("uri");
-        assert_eq!(
-            https_target(&public, &origin_form),
-            "https://api.example.com:8443/healthz"
-        );
+        assert_eq!(https_target(&public, &origin_form), "https://api.example.com:8443/healthz");
     }
 }

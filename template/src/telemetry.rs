@@ -6,9 +6,7 @@
 //! and configuration secrets. The request span (see `http::trace`) records
 //! the matched route template, not the raw URI.
 
-use tracing_subscriber::{
-    EnvFilter, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt,
-};
+use tracing_subscriber::{EnvFilter, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::config::{Config, LogFormat};
 
@@ -37,13 +35,7 @@ where
             ),
             None,
         ),
-        LogFormat::Pretty => (
-            None,
-            Some(tracing_subscriber::fmt::layer().with_writer(writer)),
-        ),
+        LogFormat::Pretty => (None, Some(tracing_subscriber::fmt::layer().with_writer(writer))),
     };
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(json)
-        .with(pretty)
+    tracing_subscriber::registry().with(filter).with(json).with(pretty)
 }

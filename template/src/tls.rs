@@ -65,8 +65,7 @@ pub fn ensure_dev_certificate(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
     let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(names)?;
     write_private(&key_path, signing_key.serialize_pem().as_bytes())
         .with_context(|| format!("writing {}", key_path.display()))?;
-    fs::write(&cert_path, cert.pem())
-        .with_context(|| format!("writing {}", cert_path.display()))?;
+    fs::write(&cert_path, cert.pem()).with_context(|| format!("writing {}", cert_path.display()))?;
     tracing::warn!(
         cert = %cert_path.display(),
         "generated a self-signed development certificate; clients must trust it explicitly"
@@ -75,7 +74,7 @@ pub fn ensure_dev_certificate(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> 
 }
 
 /// Writes a file only its owner can read, as a private key requires.
-fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> io::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -93,51 +92,29 @@ mod tests {
         let (cert, key) = ensure_dev_certificate(dir.path()).expect("generated");
         let first = fs::read(&cert).expect("cert written");
         ensure_dev_certificate(dir.path()).expect("reused");
-        assert_eq!(
-            first,
-            fs::read(&cert).expect("cert kept"),
-            "a restart must keep the certificate"
-        );
+        assert_eq!(first, fs::read(&cert).expect("cert kept"), "a restart must keep the certificate");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = fs::metadata(&key).expect("key").permissions().mode() & 0o777;
-            assert_eq!(
-                mode, 0o600,
-                "the private key must be readable by its owner only"
-            );
+            assert_eq!(mode, 0o600, "the private key must be readable by its owner only");
         }
     }
 
     #[test]
     fn the_server_offers_http2_and_http1_by_alpn() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let tls = TlsConfig {
-            cert_path: None,
-            key_path: None,
-            dev_cert_dir: dir.path().to_owned(),
-        };
+        let tls = TlsConfig { cert_path: None, key_path: None, dev_cert_dir: dir.path().to_owned() };
         let config = server_config(&tls, Environment::Development).expect("config");
-        assert_eq!(
-            config.alpn_protocols,
-            [b"h2".to_vec(), b"http/1.1".to_vec()]
-        );
+        assert_eq!(config.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
     }
 
     #[test]
     fn production_requires_a_configured_certificate() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let tls = TlsConfig {
-            cert_path: None,
-            key_path: None,
-            dev_cert_dir: dir.path().to_owned(),
-        };
-        let err =
-            server_config(&tls, Environment::Production).expect_err("no dev cert in production");
+        let tls = TlsConfig { cert_path: None, key_path: None, dev_cert_dir: dir.path().to_owned() };
+        let err = server_config(&tls, Environment::Production).expect_err("no dev cert in production");
         assert!(err.to_string().contains("tls.cert_path"));
-        assert!(
-            !dir.path().join("cert.pem").exists(),
-            "production must not generate a certificate"
-        );
+        assert!(!dir.path().join("cert.pem").exists(), "production must not generate a certificate");
     }
 }

@@ -22,14 +22,8 @@ pub fn connect_options(url: &DatabaseUrl) -> Result<SqliteConnectOptions, sqlx::
 /// Creates the directory that holds the database file; SQLite creates the file.
 pub async fn prepare(url: &DatabaseUrl, _env: Environment) -> anyhow::Result<()> {
     let options = connect_options(url)?;
-    if let Some(dir) = options
-        .get_filename()
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-    {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(dir) = options.get_filename().parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir).await.with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
 }

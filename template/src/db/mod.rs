@@ -3,6 +3,8 @@
 //! lives in `backend`, so the rest of the code names neither.
 
 mod backend;
+pub mod refresh_tokens;
+pub mod users;
 
 use anyhow::Context;
 pub use backend::Backend;
@@ -29,10 +31,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Pool> {
 }
 
 pub async fn migrate(pool: &Pool) -> anyhow::Result<()> {
-    MIGRATOR
-        .run(pool)
-        .await
-        .context("applying database migrations")
+    MIGRATOR.run(pool).await.context("applying database migrations")
 }
 
 /// One round trip to the database, for the readiness probe.

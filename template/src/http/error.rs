@@ -27,10 +27,49 @@ use super::request_id::RequestId;
 /// each variant says why it maps to its status.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// Bad request (400): the body is not JSON at all, so there is no field
+    /// to blame.
+    #[error("malformed request: {0}")]
+    BadRequest(&'static str),
+    /// Unauthorized (401) without a token: the route needs one. The
+    /// `WWW-Authenticate: Bearer` challenge tells the client which kind.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Unauthorized (401) with `error="invalid_token"`: a token was sent but
+    /// is expired, forged, or not meant for this API. Which one is logged,
+    /// never told, so that forgers learn nothing.
+    #[error("invalid access token")]
+    InvalidToken,
+    /// Unauthorized (401) at login: the same answer for an unknown email, a
+    /// wrong password and a locked or disabled account, so that the answer
+    /// does not reveal which accounts exist.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Unauthorized (401) at refresh: the refresh token is unknown, expired,
+    /// revoked or reused; the client must log in again.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// Forbidden (403): authenticated, but without the right for this.
+    #[error("forbidden")]
+    Forbidden,
     /// Not found (404). Also the answer for objects that exist but that the
     /// caller may not see, so that a probe cannot tell the two apart.
     #[error("not found")]
     NotFound,
+    /// Conflict (409): the request is valid but clashes with existing state
+    /// (an email already registered). The message is written for clients.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// Payload too large (413): a body over the route's limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Unsupported media type (415): a body that is not declared as JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// Unprocessable entity (422): well-formed JSON that breaks a rule; each
+    /// broken rule is listed under `details` with its field.
+    #[error("validation failed: {0:?}")]
+    Validation(Vec<FieldError>),
     /// Service unavailable (503). A dependency (the database) is unreachable:
     /// the request was fine and may succeed on retry, so this is not a 500.
     #[error("service unavailable: {0:#}")]
@@ -42,13 +81,71 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// One broken rule of a request: which field, and what the rule is. The
+/// message states the rule and never repeats the submitted value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    #[schema(example = "email")]
+    pub field: String,
+    #[schema(example = "must be an email address")]
+    pub message: String,
+}
+
+impl FieldError {
+    #[must_use]
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
 impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated
+            | Self::InvalidToken
+            | Self::InvalidCredentials
+            | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// The `WWW-Authenticate` challenge every 401 carries (RFC 6750).
+    fn challenge(&self) -> Option<&'static str> {
+        match self {
+            Self::InvalidToken => Some("Bearer error=\"invalid_token\""),
+            Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidRefreshToken => Some("Bearer"),
+            _ => None,
+        }
+    }
+
+    /// What the body says: the status's standard report, refined where the
+    /// variant knows more that is safe to tell.
+    fn report(self) -> ErrorReport {
+        let mut report = ErrorReport::for_status(self.status());
+        let (code, message) = match self {
+            Self::BadRequest(message) | Self::Conflict(message) => (report.code, message),
+            Self::InvalidToken => ("INVALID_TOKEN", "The access token is invalid or has expired."),
+            Self::InvalidCredentials => ("INVALID_CREDENTIALS", "The email or password is incorrect."),
+            Self::InvalidRefreshToken => {
+                ("INVALID_REFRESH_TOKEN", "The refresh token is invalid, expired or revoked; log in again.")
+            }
+            Self::Validation(details) => {
+                report.details = Some(details);
+                ("VALIDATION_FAILED", "The request breaks the rules listed in `details`.")
+            }
+            _ => return report,
+        };
+        report.code = code;
+        report.message = Cow::Borrowed(message);
+        report
     }
 }
 
@@ -67,13 +164,13 @@ impl IntoResponse for ApiError {
             Self::Unavailable(err) => {
                 tracing::warn!(error = format!("{err:#}"), "dependency unavailable");
             }
-            Self::NotFound => {}
+            _ => {}
         }
-        let status = self.status();
-        let mut response = status.into_response();
-        response
-            .extensions_mut()
-            .insert(ErrorReport::for_status(status));
+        let mut response = self.status().into_response();
+        if let Some(challenge) = self.challenge() {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        response.extensions_mut().insert(self.report());
         response
     }
 }
@@ -83,6 +180,7 @@ impl IntoResponse for ApiError {
 pub struct ErrorReport {
     pub code: &'static str,
     pub message: Cow<'static, str>,
+    pub details: Option<Vec<FieldError>>,
 }
 
 impl ErrorReport {
@@ -95,40 +193,25 @@ impl ErrorReport {
             StatusCode::UNAUTHORIZED => ("UNAUTHORIZED", "Authentication is required."),
             StatusCode::FORBIDDEN => ("FORBIDDEN", "You may not perform this action."),
             StatusCode::NOT_FOUND => ("NOT_FOUND", "The resource was not found."),
-            StatusCode::METHOD_NOT_ALLOWED => (
-                "METHOD_NOT_ALLOWED",
-                "This method is not allowed on this resource.",
-            ),
-            StatusCode::NOT_ACCEPTABLE => (
-                "NOT_ACCEPTABLE",
-                "No acceptable representation is available.",
-            ),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ("METHOD_NOT_ALLOWED", "This method is not allowed on this resource.")
+            }
+            StatusCode::NOT_ACCEPTABLE => ("NOT_ACCEPTABLE", "No acceptable representation is available."),
             StatusCode::REQUEST_TIMEOUT => ("REQUEST_TIMEOUT", "The request took too long."),
             StatusCode::CONFLICT => ("CONFLICT", "The request conflicts with the current state."),
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                ("PAYLOAD_TOO_LARGE", "The request body is too large.")
+            StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "The request body is too large."),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json.")
             }
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-                "UNSUPPORTED_MEDIA_TYPE",
-                "Send the body as application/json.",
-            ),
-            StatusCode::UNPROCESSABLE_ENTITY => {
-                ("UNPROCESSABLE_ENTITY", "The request is not valid.")
-            }
+            StatusCode::UNPROCESSABLE_ENTITY => ("VALIDATION_FAILED", "The request is not valid."),
             StatusCode::TOO_MANY_REQUESTS => ("TOO_MANY_REQUESTS", "Too many requests; slow down."),
-            StatusCode::SERVICE_UNAVAILABLE => (
-                "SERVICE_UNAVAILABLE",
-                "The service is temporarily unavailable.",
-            ),
-            status if status.is_client_error() => {
-                ("BAD_REQUEST", "The request cannot be processed.")
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ("SERVICE_UNAVAILABLE", "The service is temporarily unavailable.")
             }
+            status if status.is_client_error() => ("BAD_REQUEST", "The request cannot be processed."),
             _ => ("INTERNAL_ERROR", "An internal error occurred."),
         };
-        Self {
-            code,
-            message: Cow::Borrowed(message),
-        }
+        Self { code, message: Cow::Borrowed(message), details: None }
     }
 }
 
@@ -149,41 +232,31 @@ pub struct ErrorBody {
     /// Also in the `X-Request-Id` header and in every log line of the request.
     #[schema(example = "5b0c3f0e-2a4b-4d9e-8f1e-6c2d7a9b1e40")]
     pub request_id: String,
+    /// The broken rules; only with `VALIDATION_FAILED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<FieldError>>,
 }
 
 /// Writes the body of every 4xx and 5xx response, keeping its headers
 /// (`Allow`, `WWW-Authenticate`, CORS, …) and dropping whatever body an inner
 /// layer produced.
 pub async fn render(request: Request, next: Next) -> Response {
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map(|id| id.as_str().to_owned())
-        .unwrap_or_default();
+    let request_id =
+        request.extensions().get::<RequestId>().map(|id| id.as_str().to_owned()).unwrap_or_default();
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let (mut parts, _discarded) = response.into_parts();
-    let report = parts
-        .extensions
-        .remove::<ErrorReport>()
-        .unwrap_or_else(|| ErrorReport::for_status(status));
+    let report = parts.extensions.remove::<ErrorReport>().unwrap_or_else(|| ErrorReport::for_status(status));
     let envelope = ErrorEnvelope {
-        error: ErrorBody {
-            code: report.code,
-            message: report.message,
-            request_id,
-        },
+        error: ErrorBody { code: report.code, message: report.message, request_id, details: report.details },
     };
     // Serializing plain strings cannot fail.
     let body = serde_json::to_vec(&envelope).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Response::from_parts(parts, Body::from(body))
 }
 
@@ -192,10 +265,9 @@ pub async fn render(request: Request, next: Next) -> Response {
 pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let message = match panic.downcast::<String>() {
         Ok(message) => *message,
-        Err(panic) => panic.downcast_ref::<&str>().map_or_else(
-            || "non-string panic payload".to_owned(),
-            |s| (*s).to_owned(),
-        ),
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map_or_else(|| "non-string panic payload".to_owned(), |s| (*s).to_owned()),
     };
     ApiError::Internal(anyhow::anyhow!("handler panicked: {message}")).into_response()
 }

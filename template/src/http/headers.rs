@@ -26,14 +26,10 @@ pub const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'se
 /// their CSP). `Server` is never added: hyper sends none.
 #[must_use]
 pub fn security_headers<B>() -> SetMultipleResponseHeadersLayer<axum::http::Response<B>> {
-    let fixed =
-        |name: HeaderName, value: &'static str| (name, HeaderValue::from_static(value)).into();
+    let fixed = |name: HeaderName, value: &'static str| (name, HeaderValue::from_static(value)).into();
     SetMultipleResponseHeadersLayer::if_not_present(vec![
         // Two years, as the HSTS preload list asks for.
-        fixed(
-            header::STRICT_TRANSPORT_SECURITY,
-            "max-age=63072000; includeSubDomains",
-        ),
+        fixed(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
         fixed(header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         fixed(header::CONTENT_SECURITY_POLICY, API_CSP),
         fixed(header::X_FRAME_OPTIONS, "DENY"),
@@ -47,20 +43,11 @@ pub fn security_headers<B>() -> SetMultipleResponseHeadersLayer<axum::http::Resp
 /// `cors.allowed_origins` (validated at start-up). Credentials travel in the
 /// `Authorization` header, never cookies, so `Allow-Credentials` stays off.
 pub fn cors(config: &CorsConfig) -> CorsLayer {
-    let origins: Vec<HeaderValue> = config
-        .allowed_origins
-        .iter()
-        .filter_map(|origin| HeaderValue::from_str(origin).ok())
-        .collect();
+    let origins: Vec<HeaderValue> =
+        config.allowed_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, X_REQUEST_ID])
         .expose_headers([X_REQUEST_ID])
         .max_age(Duration::from_mins(10))

@@ -2,6 +2,7 @@
 //! middleware stack every request passes through.
 
 mod error;
+pub mod extract;
 pub mod headers;
 mod openapi;
 pub mod request_id;
@@ -24,7 +25,7 @@ use tower_http::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub use self::{
-    error::{ApiError, ErrorBody, ErrorEnvelope, ErrorReport},
+    error::{ApiError, ErrorBody, ErrorEnvelope, ErrorReport, FieldError},
     openapi::{DOCS_PATH, SPEC_PATH},
 };
 use crate::{AppState, config::Config};
@@ -36,6 +37,14 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::document())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::auth::jwks))
+        .routes(routes!(routes::auth::register))
+        .routes(routes!(routes::auth::login))
+        .routes(routes!(routes::auth::refresh))
+        .routes(routes!(routes::auth::logout))
+        .routes(routes!(routes::auth::logout_all))
+        .routes(routes!(routes::auth::change_password))
+        .routes(routes!(routes::me::me))
 }
 
 /// The OpenAPI document, exactly as served at `/openapi.json`.
@@ -49,10 +58,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let (api, document) = api().split_for_parts();
-    let app = api
-        .merge(openapi::routes(document))
-        .fallback(|| async { ApiError::NotFound })
-        .with_state(state);
+    let app =
+        api.merge(openapi::routes(document)).fallback(|| async { ApiError::NotFound }).with_state(state);
     with_middleware(app, &config)
 }
 
@@ -81,14 +88,9 @@ pub fn with_middleware(app: Router, config: &Config) -> Router {
             .layer(headers::cors(&config.cors))
             .layer(from_fn(error::render))
             .layer(CatchPanicLayer::custom(error::panic_response))
-            .layer(TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                server.request_timeout(),
-            ))
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, server.request_timeout()))
             .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
             .layer(DefaultBodyLimit::max(server.body_limit_bytes))
-            .layer(GlobalConcurrencyLimitLayer::new(
-                server.max_concurrent_requests,
-            )),
+            .layer(GlobalConcurrencyLimitLayer::new(server.max_concurrent_requests)),
     )
 }

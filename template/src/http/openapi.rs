@@ -7,7 +7,13 @@ use axum::{
     http::{HeaderValue, header},
 };
 use tower_http::set_header::SetResponseHeaderLayer;
-use utoipa::openapi::OpenApi;
+use utoipa::{
+    Modify,
+    openapi::{
+        OpenApi,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::headers::DOCS_CSP;
@@ -22,9 +28,28 @@ pub const SPEC_PATH: &str = "/openapi.json";
 #[openapi(
     info(description = "Every error answers with the same body: \
         `{\"error\":{\"code\":\"…\",\"message\":\"…\",\"request_id\":\"…\"}}`."),
-    tags((name = "health", description = "Liveness and readiness probes"))
+    tags(
+        (name = "health", description = "Liveness and readiness probes"),
+        (name = "auth", description = "Accounts, logins, sessions and the token keys"),
+        (name = "account", description = "The caller's own account"),
+    ),
+    modifiers(&BearerScheme),
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` scheme that protected operations list under
+/// `security`: a JWT access token in `Authorization: Bearer …`.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
 
 impl ApiDoc {
     pub fn document() -> OpenApi {
@@ -38,10 +63,8 @@ impl ApiDoc {
 /// `/docs` (Swagger UI) and `/openapi.json`. The only routes that are not
 /// operations of the API, hence the only ones outside the document.
 pub fn routes(openapi: OpenApi) -> Router<AppState> {
-    Router::from(SwaggerUi::new(DOCS_PATH).url(SPEC_PATH, openapi)).layer(
-        SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(DOCS_CSP),
-        ),
-    )
+    Router::from(SwaggerUi::new(DOCS_PATH).url(SPEC_PATH, openapi)).layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOCS_CSP),
+    ))
 }

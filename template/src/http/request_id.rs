@@ -29,9 +29,7 @@ impl RequestId {
     pub fn parse(value: &HeaderValue) -> Option<Self> {
         let bytes = value.as_bytes();
         let well_formed = (1..=MAX_LEN).contains(&bytes.len())
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
         well_formed.then(|| Self(value.clone()))
     }
 
@@ -50,11 +48,8 @@ impl RequestId {
 }
 
 pub async fn middleware(mut request: Request, next: Next) -> Response {
-    let id = request
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(RequestId::parse)
-        .unwrap_or_else(RequestId::generate);
+    let id =
+        request.headers().get(&X_REQUEST_ID).and_then(RequestId::parse).unwrap_or_else(RequestId::generate);
     request.headers_mut().insert(X_REQUEST_ID, id.0.clone());
     request.extensions_mut().insert(id.clone());
     let mut response = next.run(request).await;
@@ -68,31 +63,15 @@ mod tests {
 
     #[test]
     fn well_formed_ids_are_kept() {
-        for id in [
-            "abc",
-            "5b0c3f0e-2a4b-4d9e-8f1e-6c2d7a9b1e40",
-            "trace:span.1_x",
-            &"a".repeat(64),
-        ] {
+        for id in ["abc", "5b0c3f0e-2a4b-4d9e-8f1e-6c2d7a9b1e40", "trace:span.1_x", &"a".repeat(64)] {
             let value = HeaderValue::from_str(id).expect("header");
-            assert_eq!(
-                RequestId::parse(&value).map(|id| id.as_str().to_owned()),
-                Some(id.to_owned())
-            );
+            assert_eq!(RequestId::parse(&value).map(|id| id.as_str().to_owned()), Some(id.to_owned()));
         }
     }
 
     #[test]
     fn malformed_ids_are_refused() {
-        for id in [
-            "",
-            "has space",
-            "new\tline",
-            "quote\"",
-            "<script>",
-            "ünïcode",
-            &"a".repeat(65),
-        ] {
+        for id in ["", "has space", "new\tline", "quote\"", "<script>", "ünïcode", &"a".repeat(65)] {
             let value = HeaderValue::from_bytes(id.as_bytes()).expect("legal header bytes");
             assert_eq!(RequestId::parse(&value), None, "{id:?}");
         }

@@ -33,14 +33,8 @@ pub fn layer<B>()
 }
 
 fn make_span(request: &Request) -> Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("<unmatched>", MatchedPath::as_str);
-    let request_id = request
-        .extensions()
-        .get::<RequestId>()
-        .map_or("", RequestId::as_str);
+    let route = request.extensions().get::<MatchedPath>().map_or("<unmatched>", MatchedPath::as_str);
+    let request_id = request.extensions().get::<RequestId>().map_or("", RequestId::as_str);
     tracing::info_span!(
         "request",
         method = %request.method(),

@@ -7,10 +7,7 @@ use crate::BIN;
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let data = tempfile::tempdir().expect("tempdir");
     let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env("APP_TLS__DEV_CERT_DIR", data.path())
-        .env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0");
+    command.args(args).env("APP_TLS__DEV_CERT_DIR", data.path()).env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0");
     for (key, value) in env {
         command.env(key, value);
     }
@@ -30,25 +27,16 @@ fn openapi_prints_the_served_document() {
     let output = run(&["openapi"], &[]);
     assert!(output.status.success());
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    assert_eq!(
-        printed,
-        serde_json::to_value(app::http::openapi()).expect("JSON")
-    );
+    assert_eq!(printed, serde_json::to_value(app::http::openapi()).expect("JSON"));
 }
 
 #[test]
 fn check_config_reports_development_defaults_as_unfit_for_production() {
     let output = run(&["check-config"], &[]);
-    assert!(
-        output.status.success(),
-        "development may run on development defaults"
-    );
+    assert!(output.status.success(), "development may run on development defaults");
     let printed = stdout(&output);
     assert!(printed.contains("env = \"development\""), "{printed}");
-    assert!(
-        printed.contains("Fit for production: no") && printed.contains("tls.cert_path"),
-        "{printed}"
-    );
+    assert!(printed.contains("Fit for production: no") && printed.contains("tls.cert_path"), "{printed}");
 }
 
 #[test]
@@ -63,10 +51,7 @@ fn check_config_never_prints_the_database_password() {
     let url = "postgres://svc:hunter2-secret@db.internal:5432/app";
     let output = run(&["check-config"], &[("APP_DATABASE__URL", url)]);
     let printed = stdout(&output);
-    assert!(
-        printed.contains("db.internal") && !printed.contains("hunter2"),
-        "{printed}"
-    );
+    assert!(printed.contains("db.internal") && !printed.contains("hunter2"), "{printed}");
 }
 
 #[test]
@@ -78,19 +63,35 @@ fn serve_refuses_to_start_in_production_with_development_settings() {
         errors.contains("refusing to start in production") && errors.contains("tls.cert_path"),
         "{errors}"
     );
+    assert!(errors.contains("auth.keys_dir"), "development token keys are refused too: {errors}");
 }
 
 #[test]
 fn a_bad_setting_is_named_with_its_variable() {
-    let output = run(
-        &["check-config"],
-        &[("APP_SERVER__BODY_LIMIT_BYTES", "lots")],
-    );
+    let output = run(&["check-config"], &[("APP_SERVER__BODY_LIMIT_BYTES", "lots")]);
     assert!(!output.status.success());
     let errors = stderr(&output);
     assert!(
-        errors.contains("server.body_limit_bytes")
-            && errors.contains("APP_SERVER__BODY_LIMIT_BYTES"),
+        errors.contains("server.body_limit_bytes") && errors.contains("APP_SERVER__BODY_LIMIT_BYTES"),
         "{errors}"
     );
+}
+
+#[test]
+fn rotate_keys_retires_the_signing_key_and_keeps_it_for_verification() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let dir = keys.path().to_str().expect("UTF-8 path");
+    let first = run(&["rotate-keys"], &[("APP_AUTH__KEYS_DIR", dir)]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(keys.path().join("signing.pem").exists());
+    let second = run(&["rotate-keys", "--stage"], &[("APP_AUTH__KEYS_DIR", dir)]);
+    assert!(second.status.success() && keys.path().join("next.pem").exists(), "{}", stderr(&second));
+    let third = run(&["rotate-keys", "--promote"], &[("APP_AUTH__KEYS_DIR", dir)]);
+    assert!(third.status.success(), "{}", stderr(&third));
+    let retired = std::fs::read_dir(keys.path())
+        .expect("dir")
+        .filter(|entry| entry.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("retired-")))
+        .count();
+    assert_eq!(retired, 1, "the promoted-away key verifies until its tokens expire");
+    assert!(!keys.path().join("next.pem").exists());
 }

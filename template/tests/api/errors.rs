@@ -14,27 +14,16 @@ use axum::{
 use crate::helpers::{TestApp, config, config_with};
 
 /// Routes that fail in each way a real handler can, in the production stack.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "probe routes exist only in tests and are not API operations"
-)]
+#[expect(clippy::disallowed_methods, reason = "probe routes exist only in tests and are not API operations")]
 fn probes() -> Router {
     Router::new()
         .route("/panic", get(panics))
         .route(
             "/internal",
-            get(|| async {
-                ApiError::Internal(anyhow::anyhow!("secret driver detail: relation users"))
-            }),
+            get(|| async { ApiError::Internal(anyhow::anyhow!("secret driver detail: relation users")) }),
         )
-        .route(
-            "/slow",
-            get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }),
-        )
-        .route(
-            "/json",
-            post(|Json(body): Json<serde_json::Value>| async move { Json(body) }),
-        )
+        .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }))
+        .route("/json", post(|Json(body): Json<serde_json::Value>| async move { Json(body) }))
 }
 
 async fn panics() -> &'static str {
@@ -43,21 +32,15 @@ async fn panics() -> &'static str {
 
 #[sqlx::test]
 async fn unknown_paths_answer_404_with_a_generated_request_id(pool: Pool) {
-    let response = TestApp::new(pool).get("/no/such/path").await;
+    let response = TestApp::new(pool).await.get("/no/such/path").await;
     response.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    assert_eq!(
-        response.header("x-request-id").len(),
-        36,
-        "a generated UUID"
-    );
+    assert_eq!(response.header("x-request-id").len(), 36, "a generated UUID");
 }
 
 #[sqlx::test]
 async fn wrong_methods_answer_405_and_keep_the_allow_header(pool: Pool) {
-    let request = Request::delete("/healthz")
-        .body(Body::empty())
-        .expect("request");
-    let response = TestApp::new(pool).send(request).await;
+    let request = Request::delete("/healthz").body(Body::empty()).expect("request");
+    let response = TestApp::new(pool).await.send(request).await;
     response.assert_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED");
     assert!(response.header("allow").contains("GET"));
 }
@@ -73,6 +56,7 @@ async fn oversized_bodies_answer_413(pool: Pool) {
         .body(Body::from(vec![b' '; limit + 1]))
         .expect("request");
     TestApp::new(pool)
+        .await
         .send(request)
         .await
         .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
@@ -86,18 +70,14 @@ async fn oversized_streamed_bodies_answer_413_too() {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(futures_util::stream::iter(chunks)))
         .expect("request");
-    app.send(request)
-        .await
-        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
+    app.send(request).await.assert_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
 }
 
 #[tokio::test]
 async fn extractor_rejections_use_the_error_shape() {
     let app = TestApp::probe(probes(), &config());
 
-    let no_content_type = Request::post("/json")
-        .body(Body::from("{}"))
-        .expect("request");
+    let no_content_type = Request::post("/json").body(Body::from("{}")).expect("request");
     app.send(no_content_type)
         .await
         .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE");
@@ -108,13 +88,7 @@ async fn extractor_rejections_use_the_error_shape() {
         .expect("request");
     let response = app.send(malformed).await;
     let error = response.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
-    assert!(
-        !error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not json"),
-        "input is not echoed"
-    );
+    assert!(!error["message"].as_str().unwrap_or_default().contains("not json"), "input is not echoed");
 }
 
 #[tokio::test]
@@ -130,10 +104,7 @@ async fn internal_errors_answer_500_without_their_cause() {
     let response = TestApp::probe(probes(), &config()).get("/internal").await;
     response.assert_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR");
     let body = String::from_utf8_lossy(&response.body);
-    assert!(
-        !body.contains("secret") && !body.contains("relation"),
-        "{body}"
-    );
+    assert!(!body.contains("secret") && !body.contains("relation"), "{body}");
 }
 
 #[tokio::test]
@@ -142,8 +113,5 @@ async fn slow_requests_answer_408_at_the_deadline() {
     let started = std::time::Instant::now();
     let response = TestApp::probe(probes(), &config).get("/slow").await;
     response.assert_error(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT");
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "the deadline, not the handler, ended it"
-    );
+    assert!(started.elapsed() < Duration::from_secs(4), "the deadline, not the handler, ended it");
 }

@@ -3,15 +3,22 @@
 use std::{
     io,
     net::SocketAddr,
-    path::Path,
-    sync::{Arc, Mutex},
+    path::{Path, PathBuf},
+    sync::{Arc, LazyLock, Mutex},
 };
 
-use app::{AppState, config::Config, db::Pool, http, server::Server};
+use app::{
+    AppState,
+    auth::{Auth, keys::KeySet},
+    config::{Config, Environment},
+    db::Pool,
+    http,
+    server::Server,
+};
 use axum::{
     Router,
     body::{Body, Bytes},
-    http::{HeaderMap, Request, StatusCode},
+    http::{HeaderMap, Request, StatusCode, header},
 };
 use figment::Figment;
 use http_body_util::BodyExt;
@@ -22,8 +29,20 @@ use tracing_subscriber::fmt::MakeWriter;
 /// The built-in defaults with the HTTPS listener on a free port, plus the
 /// test's own overrides.
 pub fn config_with(overrides: impl FnOnce(Figment) -> Figment) -> Config {
-    let figment = Config::defaults().merge(("server.https_addr", "127.0.0.1:0"));
+    let figment =
+        Config::defaults().merge(("server.https_addr", "127.0.0.1:0")).merge(("auth.keys_dir", keys_dir()));
     Config::from_figment(&overrides(figment)).expect("test configuration is valid")
+}
+
+/// The token keys every test of this run shares, generated once under
+/// Cargo's scratch directory for integration tests.
+pub fn keys_dir() -> &'static Path {
+    static DIR: LazyLock<PathBuf> = LazyLock::new(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("jwt-keys");
+        KeySet::load(&dir, Environment::Development).expect("test keys");
+        dir
+    });
+    &DIR
 }
 
 pub fn config() -> Config {
@@ -36,44 +55,83 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub fn new(pool: Pool) -> Self {
-        Self::with_config(pool, config())
+    pub async fn new(pool: Pool) -> Self {
+        Self::with_config(pool, config()).await
     }
 
-    pub fn with_config(pool: Pool, config: Config) -> Self {
-        Self {
-            router: full_router(pool, config),
-        }
+    pub async fn with_config(pool: Pool, config: Config) -> Self {
+        Self { router: full_router(pool, config).await }
     }
 
     /// Test-only routes (slow, panicking, …) wrapped in the production
     /// middleware stack.
     pub fn probe(routes: Router, config: &Config) -> Self {
-        Self {
-            router: http::with_middleware(routes, config),
-        }
+        Self { router: http::with_middleware(routes, config) }
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {
-        self.send(Request::get(uri).body(Body::empty()).expect("request"))
-            .await
+        self.send(Request::get(uri).body(Body::empty()).expect("request")).await
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let response = self
-            .router
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router is infallible");
+        let response = self.router.clone().oneshot(request).await.expect("the router is infallible");
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
-        TestResponse {
-            status: parts.status,
-            headers: parts.headers,
-            body,
+        TestResponse { status: parts.status, headers: parts.headers, body }
+    }
+
+    /// POSTs `body` as JSON, with a bearer token when one is given.
+    pub async fn post(&self, uri: &str, token: Option<&str>, body: &serde_json::Value) -> TestResponse {
+        let mut request = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::from(body.to_string())).expect("request")).await
+    }
+
+    /// GETs with `Authorization: Bearer <token>`.
+    pub async fn get_as(&self, uri: &str, token: &str) -> TestResponse {
+        let request = Request::get(uri).header(header::AUTHORIZATION, format!("Bearer {token}"));
+        self.send(request.body(Body::empty()).expect("request")).await
+    }
+
+    /// Registers `email` with [`PASSWORD`] and returns the new account.
+    pub async fn register(&self, email: &str) -> serde_json::Value {
+        let body = serde_json::json!({"email": email, "password": PASSWORD});
+        let response = self.post("/api/v1/auth/register", None, &body).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&response.body));
+        response.json()
+    }
+
+    /// Logs in and returns the token pair.
+    pub async fn login(&self, email: &str, password: &str) -> TokenPair {
+        let body = serde_json::json!({"email": email, "password": password});
+        let response = self.post("/api/v1/auth/login", None, &body).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", String::from_utf8_lossy(&response.body));
+        let pair = response.json();
+        TokenPair {
+            access: pair["access_token"].as_str().expect("access token").to_owned(),
+            refresh: pair["refresh_token"].as_str().expect("refresh token").to_owned(),
         }
     }
+
+    /// Registers `email` and logs in.
+    pub async fn signed_up(&self, email: &str) -> TokenPair {
+        self.register(email).await;
+        self.login(email, PASSWORD).await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
+        self.post("/api/v1/auth/refresh", None, &serde_json::json!({"refresh_token": refresh_token})).await
+    }
+}
+
+/// The password test accounts register with: long enough, not common.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TokenPair {
+    pub access: String,
+    pub refresh: String,
 }
 
 pub struct TestResponse {
@@ -92,42 +150,34 @@ impl TestResponse {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
-            panic!("not JSON ({err}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// Asserts the one error shape, with the request id of the response
     /// header, and returns the `error` object.
     pub fn assert_error(&self, status: StatusCode, code: &str) -> serde_json::Value {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
+        assert_eq!(self.status, status, "{}", String::from_utf8_lossy(&self.body));
         assert_eq!(self.header("content-type"), "application/json");
         assert_error_body(&self.json(), code, self.header("x-request-id"))
     }
 }
 
 /// The checks of `assert_error` on a body received any other way.
-pub fn assert_error_body(
-    body: &serde_json::Value,
-    code: &str,
-    request_id: &str,
-) -> serde_json::Value {
+pub fn assert_error_body(body: &serde_json::Value, code: &str, request_id: &str) -> serde_json::Value {
     let outer: Vec<&String> = body.as_object().expect("an object").keys().collect();
     assert_eq!(outer, ["error"], "{body}");
     let error = &body["error"];
-    let mut fields: Vec<&String> = error.as_object().expect("error object").keys().collect();
-    fields.sort();
-    assert_eq!(fields, ["code", "message", "request_id"], "{body}");
+    let mut fields: Vec<&str> = error.as_object().expect("error object").keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    let expected: &[&str] = if code == "VALIDATION_FAILED" {
+        &["code", "details", "message", "request_id"]
+    } else {
+        &["code", "message", "request_id"]
+    };
+    assert_eq!(fields, expected, "{body}");
     assert_eq!(error["code"], code, "{body}");
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     assert_eq!(error["request_id"], request_id, "{body}");
     error.clone()
 }
@@ -144,23 +194,20 @@ pub struct TlsApp {
 }
 
 impl TlsApp {
-    pub fn spawn(pool: Pool) -> Self {
-        Self::spawn_with(
-            |config| full_router(pool, config.clone()),
-            |figment| figment,
-        )
+    pub async fn spawn(pool: Pool) -> Self {
+        Self::spawn_with(async |config| full_router(pool, config.clone()).await, |figment| figment).await
     }
 
     /// Starts `make_app(config)` with the test's configuration overrides and
     /// a certificate in a temporary directory.
-    pub fn spawn_with(
-        make_app: impl FnOnce(&Config) -> Router,
+    pub async fn spawn_with(
+        make_app: impl AsyncFnOnce(&Config) -> Router,
         overrides: impl FnOnce(Figment) -> Figment,
     ) -> Self {
         let certificates = tempfile::tempdir().expect("tempdir");
         let dir = certificates.path().to_owned();
         let config = config_with(|figment| overrides(figment.merge(("tls.dev_cert_dir", &dir))));
-        let server = Server::bind(&config, make_app(&config)).expect("bind");
+        let server = Server::bind(&config, make_app(&config).await).expect("bind");
         let (https, redirect) = (server.https_addr(), server.http_redirect_addr());
         let (shutdown, requested) = oneshot::channel::<()>();
         let server = tokio::spawn(server.run(async {
@@ -184,11 +231,7 @@ impl TlsApp {
     /// A client builder that trusts this server's certificate, for tests
     /// that need other client settings (HTTP/1.1 only, …).
     pub fn client_builder(&self, builder: reqwest::ClientBuilder) -> reqwest::Client {
-        trusting_client(
-            &self.certificates.path().join("cert.pem"),
-            self.https,
-            builder,
-        )
+        trusting_client(&self.certificates.path().join("cert.pem"), self.https, builder)
     }
 
     /// Requests a graceful shutdown and waits until the server stopped.
@@ -199,18 +242,12 @@ impl TlsApp {
 }
 
 /// The application's own router, as `serve` builds it.
-pub fn full_router(pool: Pool, config: Config) -> Router {
-    http::router(AppState {
-        config: Arc::new(config),
-        db: pool,
-    })
+pub async fn full_router(pool: Pool, config: Config) -> Router {
+    let auth = Auth::new(&config).await.expect("auth");
+    http::router(AppState { config: Arc::new(config), db: pool, auth: Arc::new(auth) })
 }
 
-fn trusting_client(
-    cert: &Path,
-    addr: SocketAddr,
-    builder: reqwest::ClientBuilder,
-) -> reqwest::Client {
+fn trusting_client(cert: &Path, addr: SocketAddr, builder: reqwest::ClientBuilder) -> reqwest::Client {
     let pem = std::fs::read(cert).expect("the server wrote its certificate");
     builder
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("PEM certificate")])

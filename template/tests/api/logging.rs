@@ -25,18 +25,11 @@ async fn request_lines_carry_id_route_status_and_latency_but_no_secrets(pool: Po
         .header("x-request-id", "log-test-1")
         .body(Body::empty())
         .expect("request");
-    TestApp::with_config(pool, config).send(request).await;
+    TestApp::with_config(pool, config).await.send(request).await;
 
     let text = logs.text();
-    for secret in [
-        "query-secret-value",
-        "header-secret-token",
-        "cookie-secret-value",
-    ] {
-        assert!(
-            !text.contains(secret),
-            "{secret} leaked into the logs:\n{text}"
-        );
+    for secret in ["query-secret-value", "header-secret-token", "cookie-secret-value"] {
+        assert!(!text.contains(secret), "{secret} leaked into the logs:\n{text}");
     }
     let line: serde_json::Value = text
         .lines()
@@ -56,18 +49,13 @@ async fn the_cause_of_a_500_is_logged_with_the_request_id() {
     let config = config_with(|figment| figment.merge(("log.format", "json")));
     let logs = CapturedLogs::default();
     let _guard = tracing::subscriber::set_default(telemetry::subscriber(&config, logs.clone()));
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "a probe route, not an API operation"
-    )]
+    #[expect(clippy::disallowed_methods, reason = "a probe route, not an API operation")]
     let probe = Router::new().route(
         "/fail",
         get(|| async { ApiError::Internal(anyhow::anyhow!("disk quota exceeded on /var/lib/db")) }),
     );
-    let request = Request::get("/fail")
-        .header("x-request-id", "log-test-2")
-        .body(Body::empty())
-        .expect("request");
+    let request =
+        Request::get("/fail").header("x-request-id", "log-test-2").body(Body::empty()).expect("request");
     let response = TestApp::probe(probe, &config).send(request).await;
     assert!(!String::from_utf8_lossy(&response.body).contains("quota"));
 

@@ -8,6 +8,7 @@ extern crate {{crate_name}} as app;
 /// The compiled service binary, for tests of the command line.
 const BIN: &str = env!("CARGO_BIN_EXE_{{project-name}}");
 
+mod accounts;
 mod cli;
 mod errors;
 mod headers;
@@ -15,4 +16,6 @@ mod health;
 mod helpers;
 mod logging;
 mod openapi;
+mod sessions;
 mod tls;
+mod tokens;

@@ -32,13 +32,7 @@ fn the_committed_document_is_current() {
 #[test]
 fn the_document_is_openapi_3_1() {
     let document = serde_json::to_value(http::openapi()).expect("serializable");
-    assert!(
-        document["openapi"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("3.1.")),
-        "{}",
-        document["openapi"]
-    );
+    assert!(document["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "{}", document["openapi"]);
 }
 
 /// Every (path, METHOD, operation) of the document.
@@ -60,7 +54,7 @@ fn operations() -> Vec<(String, String, serde_json::Value)> {
 /// `clippy.toml` forbids registering them other than through `routes!`.)
 #[sqlx::test]
 async fn every_documented_operation_is_served(pool: Pool) {
-    let app = TestApp::new(pool);
+    let app = TestApp::new(pool).await;
     let operations = operations();
     assert!(!operations.is_empty());
     for (path, method, _) in operations {
@@ -71,17 +65,9 @@ async fn every_documented_operation_is_served(pool: Pool) {
             .body(Body::empty())
             .expect("request");
         let status = app.send(request).await.status;
-        assert_ne!(
-            status,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "{method} {path} is documented but not served"
-        );
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but not served");
         if !path.contains('{') {
-            assert_ne!(
-                status,
-                StatusCode::NOT_FOUND,
-                "{method} {path} is documented but not served"
-            );
+            assert_ne!(status, StatusCode::NOT_FOUND, "{method} {path} is documented but not served");
         }
     }
 }
@@ -91,19 +77,13 @@ async fn every_documented_operation_is_served(pool: Pool) {
 #[test]
 fn every_operation_documents_its_responses_and_error_shape() {
     for (path, method, operation) in operations() {
-        assert!(
-            operation["operationId"].is_string() && operation["summary"].is_string(),
-            "{method} {path}"
-        );
+        assert!(operation["operationId"].is_string() && operation["summary"].is_string(), "{method} {path}");
         let responses = operation["responses"].as_object().expect("responses");
         assert!(
             responses.keys().any(|status| status.starts_with('2')),
             "{method} {path} has no success response"
         );
-        for (status, response) in responses
-            .iter()
-            .filter(|(status, _)| !status.starts_with('2'))
-        {
+        for (status, response) in responses.iter().filter(|(status, _)| !status.starts_with('2')) {
             assert_eq!(
                 response["content"]["application/json"]["schema"]["$ref"],
                 "#/components/schemas/ErrorEnvelope",

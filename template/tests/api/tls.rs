@@ -11,38 +11,18 @@ use crate::helpers::{TlsApp, assert_error_body, full_router};
 
 #[sqlx::test]
 async fn serves_https_with_http2_and_http1(pool: Pool) {
-    let app = TlsApp::spawn(pool);
+    let app = TlsApp::spawn(pool).await;
 
-    let response = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("HTTPS request");
+    let response = app.client.get(app.url("/healthz")).send().await.expect("HTTPS request");
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.version(),
-        reqwest::Version::HTTP_2,
-        "ALPN negotiates h2"
-    );
+    assert_eq!(response.version(), reqwest::Version::HTTP_2, "ALPN negotiates h2");
 
     let http1 = app.client_builder(reqwest::Client::builder().http1_only());
-    let response = http1
-        .get(app.url("/nope"))
-        .send()
-        .await
-        .expect("HTTP/1.1 request");
+    let response = http1.get(app.url("/nope")).send().await.expect("HTTP/1.1 request");
     assert_eq!(response.version(), reqwest::Version::HTTP_11);
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .expect("ASCII")
-        .to_owned();
+    let request_id = response.headers()["x-request-id"].to_str().expect("ASCII").to_owned();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert_error_body(
-        &response.json().await.expect("JSON"),
-        "NOT_FOUND",
-        &request_id,
-    );
+    assert_error_body(&response.json().await.expect("JSON"), "NOT_FOUND", &request_id);
 
     app.shutdown().await.expect("clean stop");
 }
@@ -50,18 +30,17 @@ async fn serves_https_with_http2_and_http1(pool: Pool) {
 #[sqlx::test]
 async fn plain_http_only_redirects_to_the_public_url(pool: Pool) {
     let app = TlsApp::spawn_with(
-        |config| full_router(pool, config.clone()),
+        async |config| full_router(pool, config.clone()).await,
         |figment| {
             figment
                 .merge(("server.http_redirect_addr", "127.0.0.1:0"))
                 .merge(("server.public_url", "https://api.example.com"))
         },
-    );
+    )
+    .await;
     let redirect: SocketAddr = app.redirect.expect("redirect listener");
-    let plain = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
+    let plain =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let response = plain
         .get(format!("http://{redirect}/readyz?verbose=1"))
         .header("host", "evil.example")
@@ -69,10 +48,7 @@ async fn plain_http_only_redirects_to_the_public_url(pool: Pool) {
         .await
         .expect("plain HTTP request");
     assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
-    assert_eq!(
-        response.headers()["location"],
-        "https://api.example.com/readyz?verbose=1"
-    );
+    assert_eq!(response.headers()["location"], "https://api.example.com/readyz?verbose=1");
     app.shutdown().await.expect("clean stop");
 }
 
@@ -83,10 +59,7 @@ async fn graceful_shutdown_drains_in_flight_requests() {
     let started = Arc::new(Notify::new());
     let probe = {
         let started = started.clone();
-        #[expect(
-            clippy::disallowed_methods,
-            reason = "a probe route, not an API operation"
-        )]
+        #[expect(clippy::disallowed_methods, reason = "a probe route, not an API operation")]
         let router = Router::new().route(
             "/slow",
             get(move || async move {
@@ -97,24 +70,16 @@ async fn graceful_shutdown_drains_in_flight_requests() {
         );
         router
     };
-    let app = TlsApp::spawn_with(
-        |config| app::http::with_middleware(probe, config),
-        |figment| figment,
-    );
+    let app =
+        TlsApp::spawn_with(async |config| app::http::with_middleware(probe, config), |figment| figment).await;
     let in_flight = tokio::spawn(app.client.get(app.url("/slow")).send());
     started.notified().await;
 
     let client = app.client.clone();
     let url = app.url("/slow");
     app.shutdown().await.expect("clean stop");
-    let response = in_flight
-        .await
-        .expect("joined")
-        .expect("the in-flight request completed");
+    let response = in_flight.await.expect("joined").expect("the in-flight request completed");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.expect("body"), "done");
-    assert!(
-        client.get(url).send().await.is_err(),
-        "no longer accepting connections"
-    );
+    assert!(client.get(url).send().await.is_err(), "no longer accepting connections");
 }

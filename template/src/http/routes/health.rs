@@ -44,8 +44,6 @@ pub async fn healthz() -> Json<Health> {
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    db::ping(&state.db)
-        .await
-        .map_err(|err| ApiError::Unavailable(err.into()))?;
+    db::ping(&state.db).await.map_err(|err| ApiError::Unavailable(err.into()))?;
     Ok(Json(OK))
 }

@@ -1,3 +1,5 @@
 //! Thin handlers, one module per resource.
 
+pub mod auth;
 pub mod health;
+pub mod me;

@@ -1,0 +1,176 @@
+//! Sessions: refresh tokens grouped in a family per login.
+//!
+//! A refresh token is 256 random bits, opaque to the client, stored only as
+//! its SHA-256. Every use rotates it: the presented token is marked used and
+//! a new one of the same family is issued. Presenting a token that was
+//! already used means it was copied, by an attacker or from a client that
+//! was robbed, so the whole family is revoked and everyone holding one of
+//! its tokens must log in again (OAuth 2.0 Security BCP, section 4.14).
+//! Revocation lives in the database, so it holds at once on every instance.
+
+use std::time::Duration;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{AuthError, AuthMethod, tokens::Grant};
+use crate::{
+    authz,
+    db::{self, Pool, refresh_tokens::NewRefreshToken},
+};
+
+/// How long sessions last.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionPolicy {
+    /// A session unused for this long ends.
+    pub idle_timeout: Duration,
+    /// A session ends this long after its login, however active.
+    pub lifetime: Duration,
+}
+
+/// What login and refresh answer (RFC 6749, section 5.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+/// Starts a session for a user who just authenticated.
+pub async fn start(
+    db: &Pool,
+    auth: &super::Auth,
+    user_id: Uuid,
+    method: AuthMethod,
+) -> Result<TokenPair, AuthError> {
+    let now = OffsetDateTime::now_utc();
+    let family_expires_at = now + auth.sessions.lifetime;
+    let (refresh_token, token_hash) = new_refresh_token()?;
+    db::refresh_tokens::insert(
+        db,
+        NewRefreshToken {
+            family_id: Uuid::new_v4(),
+            user_id,
+            token_hash: &token_hash,
+            auth_method: method.as_str(),
+            expires_at: (now + auth.sessions.idle_timeout).min(family_expires_at),
+            family_expires_at,
+        },
+    )
+    .await?;
+    token_pair(db, auth, user_id, method, refresh_token).await
+}
+
+/// Exchanges a refresh token for a new pair, detecting reuse.
+pub async fn refresh(db: &Pool, auth: &super::Auth, presented: &str) -> Result<TokenPair, AuthError> {
+    let token_hash = hash(presented);
+    let Some(row) = db::refresh_tokens::find_by_hash(db, &token_hash).await? else {
+        return Err(AuthError::InvalidRefreshToken);
+    };
+    if row.revoked_at.is_some() {
+        return Err(AuthError::InvalidRefreshToken);
+    }
+    if row.used_at.is_some() {
+        return Err(reuse_detected(db, row.family_id, row.user_id).await);
+    }
+    let now = OffsetDateTime::now_utc();
+    let Some(method) = AuthMethod::parse(&row.auth_method) else {
+        return Err(AuthError::InvalidRefreshToken);
+    };
+    if row.expires_at <= now || row.family_expires_at <= now {
+        return Err(AuthError::InvalidRefreshToken);
+    }
+    let active = db::users::find_by_id(db, row.user_id).await?.is_some_and(|user| user.disabled_at.is_none());
+    if !active {
+        db::refresh_tokens::revoke_family(db, row.family_id).await?;
+        return Err(AuthError::InvalidRefreshToken);
+    }
+
+    let (refresh_token, new_hash) = new_refresh_token()?;
+    let mut tx = db.begin().await?;
+    if !db::refresh_tokens::mark_used(&mut *tx, row.id).await? {
+        // Another request exchanged this token a moment ago: a replay.
+        tx.rollback().await?;
+        return Err(reuse_detected(db, row.family_id, row.user_id).await);
+    }
+    db::refresh_tokens::insert(
+        &mut *tx,
+        NewRefreshToken {
+            family_id: row.family_id,
+            user_id: row.user_id,
+            token_hash: &new_hash,
+            auth_method: method.as_str(),
+            expires_at: (now + auth.sessions.idle_timeout).min(row.family_expires_at),
+            family_expires_at: row.family_expires_at,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    token_pair(db, auth, row.user_id, method, refresh_token).await
+}
+
+/// Ends the session the token belongs to. Unknown tokens are ignored: logout
+/// is idempotent and tells nothing about which tokens exist.
+pub async fn end(db: &Pool, presented: &str) -> Result<(), AuthError> {
+    if let Some(row) = db::refresh_tokens::find_by_hash(db, &hash(presented)).await? {
+        db::refresh_tokens::revoke_family(db, row.family_id).await?;
+    }
+    Ok(())
+}
+
+/// Ends every session of a user.
+pub async fn end_all(db: &Pool, user_id: Uuid) -> Result<(), AuthError> {
+    db::refresh_tokens::revoke_user(db, user_id).await?;
+    Ok(())
+}
+
+async fn reuse_detected(db: &Pool, family_id: Uuid, user_id: Uuid) -> AuthError {
+    tracing::warn!(%user_id, %family_id, "refresh token reuse detected: revoking the session");
+    match db::refresh_tokens::revoke_family(db, family_id).await {
+        Ok(_) => AuthError::InvalidRefreshToken,
+        Err(err) => err.into(),
+    }
+}
+
+async fn token_pair(
+    db: &Pool,
+    auth: &super::Auth,
+    user_id: Uuid,
+    method: AuthMethod,
+    refresh_token: String,
+) -> Result<TokenPair, AuthError> {
+    let roles = db::users::roles(db, user_id).await?;
+    let role_names: Vec<String> = roles.iter().map(|role| role.as_str().to_owned()).collect();
+    let scopes = authz::scopes_for(&roles);
+    let access =
+        auth.tokens.issue(&Grant { user_id, roles: &role_names, scopes: &scopes, amr: method.amr() })?;
+    Ok(TokenPair {
+        access_token: access.token,
+        token_type: "Bearer",
+        expires_in: access.expires_in,
+        refresh_token,
+    })
+}
+
+/// A fresh token (256 bits from the OS, base64url) and its hash.
+fn new_refresh_token() -> Result<(String, Vec<u8>), AuthError> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
+    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let token_hash = hash(&token);
+    Ok((token, token_hash))
+}
+
+/// A fast hash is right here, unlike for passwords: the token has 256 bits of
+/// entropy, so it cannot be guessed from its hash.
+fn hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}

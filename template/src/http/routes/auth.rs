@@ -1,0 +1,237 @@
+//! `/api/v1/auth/*` and `/.well-known/jwks.json`: thin handlers over
+//! `auth::accounts` and `auth::sessions`.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::IntoResponse,
+};
+use jsonwebtoken::jwk::Jwk;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    auth::{
+        Principal,
+        accounts::{self, Account, Registration},
+        sessions::{self, TokenPair},
+    },
+    authz::Role,
+    domain::{DisplayName, Email, Password},
+    http::{ApiError, ErrorEnvelope, extract::JsonBody},
+};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    email: Email,
+    /// At least `auth.password_min_length` characters (12 by default), not a
+    /// common password, not the email.
+    password: Password,
+    #[serde(default)]
+    display_name: Option<DisplayName>,
+}
+
+/// An account as its owner may see it.
+#[derive(Serialize, ToSchema)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: Option<String>,
+    pub roles: Vec<Role>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<Account> for UserResponse {
+    fn from(account: Account) -> Self {
+        Self {
+            id: account.id,
+            email: account.email,
+            display_name: account.display_name,
+            roles: account.roles,
+            created_at: account.created_at,
+        }
+    }
+}
+
+/// Create a local account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = CREATED, description = "The account was created", body = UserResponse),
+        (status = CONFLICT, description = "The email is already registered", body = ErrorEnvelope),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not JSON", body = ErrorEnvelope),
+        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
+    ),
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<RegisterRequest>,
+) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+    let registration =
+        Registration { email: request.email, password: request.password, display_name: request.display_name };
+    let account = accounts::register(&state.db, &state.auth, registration).await?;
+    Ok((StatusCode::CREATED, Json(account.into())))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: Email,
+    password: Password,
+}
+
+/// Log in with email and password.
+///
+/// An unknown email, a wrong password and a locked account answer alike.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = OK, description = "An access token and a refresh token", body = TokenPair),
+        (status = UNAUTHORIZED, description = "The credentials are not valid", body = ErrorEnvelope),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not JSON", body = ErrorEnvelope),
+        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
+    ),
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<LoginRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    Ok(Json(accounts::login(&state.db, &state.auth, &request.email, &request.password).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Exchange a refresh token for a new pair.
+///
+/// The presented token stops working. Presenting it again revokes the whole
+/// session, as only a copied token can be used twice.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = OK, description = "A new access token and refresh token", body = TokenPair),
+        (status = UNAUTHORIZED, description = "The refresh token is invalid, expired, revoked or reused", body = ErrorEnvelope),
+        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
+    ),
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<RefreshRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    Ok(Json(sessions::refresh(&state.db, &state.auth, &request.refresh_token).await?))
+}
+
+/// End the session a refresh token belongs to.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = NO_CONTENT, description = "The session is over (also for unknown tokens)"),
+        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
+    ),
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    sessions::end(&state.db, &request.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// End every session of the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout-all",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = NO_CONTENT, description = "Every refresh token of the caller is revoked"),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+    ),
+)]
+pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> Result<StatusCode, ApiError> {
+    sessions::end_all(&state.db, principal.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    current_password: Password,
+    new_password: Password,
+}
+
+/// Change the caller's password; every session ends.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = NO_CONTENT, description = "Changed; every refresh token is revoked"),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+        (status = UNPROCESSABLE_ENTITY, description = "Wrong current password, or a weak new one", body = ErrorEnvelope),
+    ),
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(request): JsonBody<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    accounts::change_password(
+        &state.db,
+        &state.auth,
+        principal.user_id,
+        &request.current_password,
+        &request.new_password,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A JSON Web Key Set (RFC 7517).
+#[derive(Serialize, ToSchema)]
+pub struct JwkSetResponse {
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<Jwk>,
+}
+
+/// The public keys that verify this service's access tokens.
+///
+/// Other services verify tokens with these keys; after a rotation the old
+/// key stays listed until the tokens it signed have expired.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "auth",
+    responses((status = OK, description = "The verification keys", body = JwkSetResponse)),
+)]
+pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        // Public keys change rarely; verifiers may cache them for a while.
+        [(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))],
+        Json(JwkSetResponse { keys: state.auth.tokens.jwks().keys.clone() }),
+    )
+}

@@ -1,0 +1,123 @@
+//! Refresh tokens: rotation, reuse detection, logout, expiry.
+
+use app::db::Pool;
+use axum::http::StatusCode;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{PASSWORD, TestApp};
+
+#[sqlx::test]
+async fn every_refresh_rotates_the_token(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let first = app.signed_up("ann@example.com").await;
+    let response = app.refresh(&first.refresh).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let second = response.json();
+    assert_ne!(second["refresh_token"], first.refresh.as_str());
+    assert_eq!(second["token_type"], "Bearer");
+    assert_eq!(second["expires_in"], 900);
+    let access = second["access_token"].as_str().expect("access token");
+    assert_eq!(app.get_as("/api/v1/me", access).await.status, StatusCode::OK);
+    let next = second["refresh_token"].as_str().expect("refresh token");
+    assert_eq!(app.refresh(next).await.status, StatusCode::OK, "the new token works once");
+}
+
+/// Replaying a token that was already exchanged means it was copied: the
+/// whole family dies, including the newest token the legitimate client holds.
+#[sqlx::test]
+async fn replaying_a_rotated_token_revokes_the_whole_family(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let stolen = app.signed_up("ann@example.com").await.refresh;
+    let newest = app.refresh(&stolen).await.json()["refresh_token"].as_str().expect("token").to_owned();
+
+    app.refresh(&stolen).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+    let response = app.refresh(&newest).await;
+    response.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+    assert_eq!(response.header("www-authenticate"), "Bearer");
+}
+
+#[sqlx::test]
+async fn reuse_in_one_session_leaves_other_sessions_alone(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let laptop = app.signed_up("ann@example.com").await;
+    let phone = app.login("ann@example.com", PASSWORD).await;
+    app.refresh(&laptop.refresh).await;
+    app.refresh(&laptop.refresh).await;
+    assert_eq!(app.refresh(&phone.refresh).await.status, StatusCode::OK);
+}
+
+#[sqlx::test]
+async fn logout_revokes_the_session_of_the_token(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let laptop = app.signed_up("ann@example.com").await;
+    let phone = app.login("ann@example.com", PASSWORD).await;
+    // Rotate once, then log out with the newest token: the family ends.
+    let newest =
+        app.refresh(&laptop.refresh).await.json()["refresh_token"].as_str().expect("token").to_owned();
+
+    let response = app.post("/api/v1/auth/logout", None, &json!({"refresh_token": newest})).await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT);
+    app.refresh(&newest).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+    assert_eq!(app.refresh(&phone.refresh).await.status, StatusCode::OK, "other sessions stay");
+
+    let unknown = app.post("/api/v1/auth/logout", None, &json!({"refresh_token": "never-issued"})).await;
+    assert_eq!(unknown.status, StatusCode::NO_CONTENT, "logout is idempotent and tells nothing");
+}
+
+#[sqlx::test]
+async fn logout_all_revokes_every_session_of_the_caller_only(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let laptop = app.signed_up("ann@example.com").await;
+    let phone = app.login("ann@example.com", PASSWORD).await;
+    let other_user = app.signed_up("bob@example.com").await;
+
+    let response = app.post("/api/v1/auth/logout-all", Some(&laptop.access), &json!({})).await;
+    assert_eq!(response.status, StatusCode::NO_CONTENT);
+    for session in [&laptop, &phone] {
+        app.refresh(&session.refresh).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+    }
+    assert_eq!(app.refresh(&other_user.refresh).await.status, StatusCode::OK);
+}
+
+/// Revocation lives in the database: an instance that did not see the
+/// logout refuses the token all the same.
+#[sqlx::test]
+async fn revocation_holds_across_instances(pool: Pool) {
+    let instance_a = TestApp::new(pool.clone()).await;
+    let instance_b = TestApp::new(pool).await;
+    let session = instance_a.signed_up("ann@example.com").await;
+    instance_a.post("/api/v1/auth/logout", None, &json!({"refresh_token": session.refresh})).await;
+    instance_b
+        .refresh(&session.refresh)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+}
+
+#[sqlx::test]
+async fn idle_and_absolute_expiry_end_sessions(pool: Pool) {
+    let app = TestApp::new(pool.clone()).await;
+    let idle = app.signed_up("ann@example.com").await;
+    let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+
+    sqlx::query("UPDATE refresh_tokens SET expires_at = $1").bind(past).execute(&pool).await.expect("update");
+    app.refresh(&idle.refresh).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+
+    let old = app.login("ann@example.com", PASSWORD).await;
+    sqlx::query("UPDATE refresh_tokens SET family_expires_at = $1")
+        .bind(past)
+        .execute(&pool)
+        .await
+        .expect("update");
+    app.refresh(&old.refresh).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+}
+
+#[sqlx::test]
+async fn only_hashes_of_refresh_tokens_are_stored(pool: Pool) {
+    let app = TestApp::new(pool.clone()).await;
+    let session = app.signed_up("ann@example.com").await;
+    let stored: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT token_hash FROM refresh_tokens").fetch_all(&pool).await.expect("rows");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0], Sha256::digest(session.refresh.as_bytes()).to_vec(), "the SHA-256, not the token");
+}

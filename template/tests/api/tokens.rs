@@ -1,0 +1,224 @@
+//! Access-token verification: every way a forged, stale or misdirected token
+//! can arrive is refused with 401 `invalid_token`, each case its own test.
+
+use app::{
+    auth::keys::{KeySet, Rotation, rotate},
+    config::Environment,
+    db::Pool,
+};
+use axum::http::StatusCode;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, config, config_with, keys_dir};
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Claims exactly like the service's own, for the user `sub`.
+fn claims(sub: &str) -> Value {
+    let config = config();
+    json!({
+        "iss": config.issuer(),
+        "aud": config.audience(),
+        "sub": sub,
+        "iat": now(),
+        "nbf": now(),
+        "exp": now() + 600,
+        "jti": "test",
+        "roles": ["user"],
+        "scope": "notes:read",
+        "amr": ["pwd"],
+    })
+}
+
+fn header(typ: &str, kid: &str) -> Header {
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(typ.to_owned());
+    header.kid = Some(kid.to_owned());
+    header
+}
+
+/// Signs with the service's real signing key.
+fn sign(header: &Header, claims: &Value) -> String {
+    let keys = KeySet::load(keys_dir(), Environment::Development).expect("keys");
+    jsonwebtoken::encode(header, claims, keys.signing_key()).expect("sign")
+}
+
+fn kid() -> String {
+    KeySet::load(keys_dir(), Environment::Development).expect("keys").signing_kid().to_owned()
+}
+
+/// A registered user, and the app.
+async fn setup(pool: Pool) -> (TestApp, String) {
+    let app = TestApp::new(pool).await;
+    let account = app.register("ann@example.com").await;
+    (app, account["id"].as_str().expect("id").to_owned())
+}
+
+async fn assert_refused(app: &TestApp, token: &str) {
+    let response = app.get_as("/api/v1/me", token).await;
+    response.assert_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+    assert_eq!(response.header("www-authenticate"), "Bearer error=\"invalid_token\"");
+}
+
+/// The control: the forging helpers make tokens the service accepts, so each
+/// refusal below is due to the one thing that test changed.
+#[sqlx::test]
+async fn a_well_formed_token_is_accepted(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let token = sign(&header("at+jwt", &kid()), &claims(&user));
+    assert_eq!(app.get_as("/api/v1/me", &token).await.status, StatusCode::OK);
+}
+
+#[sqlx::test]
+async fn alg_none_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let encode = |value: &Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    let token = format!(
+        "{}.{}.",
+        encode(&json!({"alg": "none", "typ": "at+jwt", "kid": kid()})),
+        encode(&claims(&user))
+    );
+    assert_refused(&app, &token).await;
+}
+
+/// The classic key-confusion attack: HMAC keyed with the public key.
+#[sqlx::test]
+async fn hs256_signed_with_the_public_key_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let keys = KeySet::load(keys_dir(), Environment::Development).expect("keys");
+    let public = serde_json::to_value(&keys.jwks().keys[0]).expect("jwk");
+    let public_key = URL_SAFE_NO_PAD.decode(public["x"].as_str().expect("x")).expect("base64");
+    let mut hs256 = Header::new(Algorithm::HS256);
+    hs256.typ = Some("at+jwt".to_owned());
+    hs256.kid = Some(kid());
+    let token = jsonwebtoken::encode(
+        &hs256,
+        &claims(&user),
+        &EncodingKey::from_secret(&public_key).expect("hmac key"),
+    )
+    .expect("sign");
+    assert_refused(&app, &token).await;
+}
+
+#[sqlx::test]
+async fn an_expired_token_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let mut claims = claims(&user);
+    claims["iat"] = json!(now() - 3600);
+    claims["nbf"] = json!(now() - 3600);
+    claims["exp"] = json!(now() - 120);
+    assert_refused(&app, &sign(&header("at+jwt", &kid()), &claims)).await;
+}
+
+#[sqlx::test]
+async fn a_token_not_yet_valid_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let mut claims = claims(&user);
+    claims["nbf"] = json!(now() + 300);
+    assert_refused(&app, &sign(&header("at+jwt", &kid()), &claims)).await;
+}
+
+#[sqlx::test]
+async fn a_token_from_another_issuer_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let mut claims = claims(&user);
+    claims["iss"] = json!("https://evil.example");
+    assert_refused(&app, &sign(&header("at+jwt", &kid()), &claims)).await;
+}
+
+#[sqlx::test]
+async fn a_token_for_another_audience_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let mut claims = claims(&user);
+    claims["aud"] = json!("https://other-api.example");
+    assert_refused(&app, &sign(&header("at+jwt", &kid()), &claims)).await;
+}
+
+#[sqlx::test]
+async fn an_unknown_kid_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    assert_refused(&app, &sign(&header("at+jwt", "no-such-key"), &claims(&user))).await;
+}
+
+#[sqlx::test]
+async fn a_tampered_payload_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let token = sign(&header("at+jwt", &kid()), &claims(&user));
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("base64")).expect("json");
+    payload["roles"] = json!(["admin"]);
+    let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(payload.to_string()), parts[2]);
+    assert_refused(&app, &forged).await;
+}
+
+#[sqlx::test]
+async fn a_token_signed_by_another_key_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+    let other = EncodingKey::from_ed_pem(other.serialize_pem().as_bytes()).expect("pem");
+    let token = jsonwebtoken::encode(&header("at+jwt", &kid()), &claims(&user), &other).expect("sign");
+    assert_refused(&app, &token).await;
+}
+
+/// An ID token proves a login to a client; it must never open the API. Its
+/// `typ` is `JWT`, which alone refuses it, whatever its audience.
+#[sqlx::test]
+async fn an_id_token_replayed_as_an_access_token_is_refused(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let mut id_token = claims(&user);
+    id_token["aud"] = json!("some-client-id");
+    id_token["nonce"] = json!("n-0S6_WzA2Mj");
+    assert_refused(&app, &sign(&header("JWT", &kid()), &id_token)).await;
+    let same_audience = claims(&user);
+    assert_refused(&app, &sign(&header("JWT", &kid()), &same_audience)).await;
+}
+
+#[sqlx::test]
+async fn a_malformed_authorization_header_is_refused(pool: Pool) {
+    let (app, _) = setup(pool).await;
+    for token in ["", "not-a-jwt", "a.b.c"] {
+        assert_refused(&app, token).await;
+    }
+}
+
+#[sqlx::test]
+async fn the_jwks_lists_the_public_signing_key_only(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let response = app.get("/.well-known/jwks.json").await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.header("cache-control"), "public, max-age=300");
+    let jwks = response.json();
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kid"], kid().as_str());
+    assert_eq!(
+        (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
+    assert!(key.get("d").is_none(), "never the private part");
+}
+
+/// After a rotation, tokens signed with the old key keep working until they
+/// expire, new tokens carry the new key's id, and the JWKS lists both.
+#[sqlx::test]
+async fn tokens_signed_before_a_rotation_keep_verifying(pool: Pool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_keys = |figment: figment::Figment| figment.merge(("auth.keys_dir", dir.path()));
+    let before = TestApp::with_config(pool.clone(), config_with(with_keys)).await;
+    let old = before.signed_up("ann@example.com").await;
+
+    let ttl = config().auth.access_token_ttl();
+    rotate(dir.path(), Rotation::StageAndPromote, ttl).expect("rotate");
+    let after = TestApp::with_config(pool, config_with(with_keys)).await;
+
+    assert_eq!(after.get_as("/api/v1/me", &old.access).await.status, StatusCode::OK);
+    let new = after.login("ann@example.com", crate::helpers::PASSWORD).await;
+    let kid_of = |token: &str| jsonwebtoken::decode_header(token).expect("header").kid.expect("kid");
+    assert_ne!(kid_of(&new.access), kid_of(&old.access));
+    let jwks = after.get("/.well-known/jwks.json").await.json();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
+}
