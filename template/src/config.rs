@@ -5,7 +5,7 @@
 //! `APP_<SECTION>__<KEY>` environment variables. Unknown keys are errors: a
 //! mistyped security setting must fail loudly, never be silently ignored.
 
-use std::{fmt, net::SocketAddr, path::Path, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, fmt, net::SocketAddr, path::Path, path::PathBuf, time::Duration};
 
 use figment::{
     Figment,
@@ -13,6 +13,8 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use crate::authz::Role;
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -41,6 +43,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
+    pub oidc: OidcConfig,
     pub log: LogConfig,
     pub cors: CorsConfig,
 }
@@ -90,6 +93,46 @@ pub struct AuthConfig {
     pub max_concurrent_hashes: Option<usize>,
     pub lockout_threshold: u32,
     pub lockout_base_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    #[serde(default)]
+    pub issuer: Option<Url>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub roles_claim: String,
+    pub role_map: BTreeMap<String, Role>,
+}
+
+/// A secret setting (a client secret, …): usable through `expose`, never
+/// printed by `Debug` or `check-config`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("REDACTED")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("REDACTED")
+    }
 }
 
 /// The key directory development uses; production must mount its own keys.
@@ -255,6 +298,7 @@ impl Config {
             "auth.lockout_base_secs",
             "must be between 1 and 86400",
         )?;
+        self.validate_oidc()?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::Invalid { key: "log.filter", problem: err.to_string() });
         }
@@ -273,6 +317,39 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    fn validate_oidc(&self) -> Result<(), ConfigError> {
+        let oidc = &self.oidc;
+        let Some(issuer) = &oidc.issuer else {
+            return check(oidc.client_id.is_none(), "oidc.client_id", "needs oidc.issuer");
+        };
+        let loopback = matches!(issuer.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        check(
+            issuer.scheme() == "https"
+                || (issuer.scheme() == "http" && loopback && self.env == Environment::Development),
+            "oidc.issuer",
+            "must be https (http only for a loopback provider in development)",
+        )?;
+        for name in &oidc.algorithms {
+            let known = name.parse::<jsonwebtoken::Algorithm>().is_ok_and(|alg| {
+                !matches!(
+                    alg,
+                    jsonwebtoken::Algorithm::HS256
+                        | jsonwebtoken::Algorithm::HS384
+                        | jsonwebtoken::Algorithm::HS512
+                )
+            });
+            check(known, "oidc.algorithms", "lists an unknown or symmetric (HS*) algorithm")?;
+        }
+        check(!oidc.algorithms.is_empty(), "oidc.algorithms", "must not be empty")?;
+        check(
+            oidc.client_id.is_none() || oidc.scopes.iter().any(|scope| scope == "openid"),
+            "oidc.scopes",
+            "must include openid for login",
+        )
     }
 }
 

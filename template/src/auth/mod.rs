@@ -4,10 +4,12 @@
 //! - `keys` and `tokens`: the Ed25519 keys and the access tokens they sign;
 //! - `sessions`: refresh-token families with rotation and reuse detection;
 //! - `accounts`: registration, login with lockout, password changes;
+//! - `oidc`: login at an OpenID Connect provider, and its access tokens;
 //! - `principal`: the extractor that turns a bearer token into a `Principal`.
 
 pub mod accounts;
 pub mod keys;
+pub mod oidc;
 pub mod password;
 mod principal;
 pub mod sessions;
@@ -18,12 +20,15 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use sha2::{Digest, Sha256};
+
 pub use self::{
     accounts::AuthError,
-    principal::{AuthMethod, Principal},
+    principal::{AuthMethod, Principal, Subject},
 };
 use self::{
-    accounts::LockoutPolicy, keys::KeySet, password::PasswordHasher, password::PasswordPolicy,
+    accounts::LockoutPolicy, keys::KeySet, oidc::Oidc, password::PasswordHasher, password::PasswordPolicy,
     sessions::SessionPolicy, tokens::Tokens,
 };
 use crate::config::Config;
@@ -35,6 +40,8 @@ pub struct Auth {
     pub policy: PasswordPolicy,
     pub sessions: SessionPolicy,
     pub lockout: LockoutPolicy,
+    /// The OpenID Connect provider, when one is configured.
+    pub oidc: Option<Oidc>,
 }
 
 impl Auth {
@@ -56,10 +63,26 @@ impl Auth {
                 threshold: auth.lockout_threshold,
                 base: Duration::from_secs(auth.lockout_base_secs),
             },
+            oidc: Oidc::from_config(config)?,
         })
     }
 }
 
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// 256 random bits from the operating system, base64url: refresh tokens,
+/// nonces, browser bindings.
+pub(crate) fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The SHA-256 of a random token, which is what gets stored. A fast hash is
+/// right here, unlike for passwords: 256 random bits cannot be guessed back
+/// from their hash.
+pub(crate) fn sha256(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
 }

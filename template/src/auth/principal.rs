@@ -13,8 +13,13 @@ use crate::{AppState, authz::Role, http::ApiError};
 pub enum AuthMethod {
     /// Email and password, at this service.
     Password,
-    /// Signed in at an OpenID Connect provider.
+    /// Logged in at the OpenID Connect provider, then got this service's
+    /// own tokens.
     Oidc,
+    /// An access token the provider issued to a user for this API.
+    ProviderToken,
+    /// An access token the provider issued to a service (client credentials).
+    ClientCredentials,
 }
 
 impl AuthMethod {
@@ -24,6 +29,8 @@ impl AuthMethod {
         match self {
             Self::Password => "password",
             Self::Oidc => "oidc",
+            Self::ProviderToken => "provider_token",
+            Self::ClientCredentials => "client_credentials",
         }
     }
 
@@ -36,12 +43,12 @@ impl AuthMethod {
         }
     }
 
-    /// The RFC 8176 `amr` value in access tokens.
+    /// The RFC 8176 `amr` value in this service's access tokens.
     #[must_use]
     pub fn amr(self) -> &'static str {
         match self {
             Self::Password => "pwd",
-            Self::Oidc => "fed",
+            Self::Oidc | Self::ProviderToken | Self::ClientCredentials => "fed",
         }
     }
 
@@ -54,15 +61,36 @@ impl AuthMethod {
     }
 }
 
+/// Who is behind a principal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// An account of this service.
+    User(Uuid),
+    /// A provider identity without an account here: a service using client
+    /// credentials, or a provider user who never logged in here.
+    External(String),
+}
+
 /// A caller whose access token checked out. Taking it as a handler argument
 /// makes the route require authentication: without a token the request is
 /// answered 401 before the handler runs.
 #[derive(Clone, Debug)]
 pub struct Principal {
-    pub user_id: Uuid,
+    pub subject: Subject,
     pub roles: Vec<Role>,
     pub scopes: Vec<String>,
     pub method: AuthMethod,
+}
+
+impl Principal {
+    /// The caller's account, for operations that need one; services and
+    /// unlinked provider users are refused (403).
+    pub fn user_id(&self) -> Result<Uuid, ApiError> {
+        match self.subject {
+            Subject::User(id) => Ok(id),
+            Subject::External(_) => Err(ApiError::Forbidden),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -73,15 +101,26 @@ impl FromRequestParts<AppState> for Principal {
             return Ok(principal.clone());
         }
         let token = bearer_token(parts)?;
-        let claims = state.auth.tokens.verify(token).map_err(|rejection| {
-            tracing::info!(reason = %rejection, "access token refused");
-            ApiError::InvalidToken
-        })?;
-        let principal = Self {
-            user_id: claims.sub.parse().map_err(|_| ApiError::InvalidToken)?,
-            roles: claims.roles.iter().filter_map(|name| Role::parse(name)).collect(),
-            scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
-            method: AuthMethod::from_amr(&claims.amr).ok_or(ApiError::InvalidToken)?,
+        let auth = &state.auth;
+        let principal = match &auth.oidc {
+            Some(oidc) if !auth.tokens.is_ours(token) => {
+                oidc.principal(&state.db, token).await.map_err(|err| {
+                    tracing::info!(reason = format!("{err:#}"), "provider access token refused");
+                    ApiError::InvalidToken
+                })?
+            }
+            _ => {
+                let claims = auth.tokens.verify(token).map_err(|rejection| {
+                    tracing::info!(reason = %rejection, "access token refused");
+                    ApiError::InvalidToken
+                })?;
+                Self {
+                    subject: Subject::User(claims.sub.parse().map_err(|_| ApiError::InvalidToken)?),
+                    roles: claims.roles.iter().filter_map(|name| Role::parse(name)).collect(),
+                    scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
+                    method: AuthMethod::from_amr(&claims.amr).ok_or(ApiError::InvalidToken)?,
+                }
+            }
         };
         // Verified once per request, however many extractors ask.
         parts.extensions.insert(principal.clone());

@@ -10,14 +10,12 @@
 
 use std::time::Duration;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AuthError, AuthMethod, tokens::Grant};
+use super::{AuthError, AuthMethod, random_token, sha256, tokens::Grant};
 use crate::{
     authz,
     db::{self, Pool, refresh_tokens::NewRefreshToken},
@@ -71,7 +69,7 @@ pub async fn start(
 
 /// Exchanges a refresh token for a new pair, detecting reuse.
 pub async fn refresh(db: &Pool, auth: &super::Auth, presented: &str) -> Result<TokenPair, AuthError> {
-    let token_hash = hash(presented);
+    let token_hash = sha256(presented);
     let Some(row) = db::refresh_tokens::find_by_hash(db, &token_hash).await? else {
         return Err(AuthError::InvalidRefreshToken);
     };
@@ -120,7 +118,7 @@ pub async fn refresh(db: &Pool, auth: &super::Auth, presented: &str) -> Result<T
 /// Ends the session the token belongs to. Unknown tokens are ignored: logout
 /// is idempotent and tells nothing about which tokens exist.
 pub async fn end(db: &Pool, presented: &str) -> Result<(), AuthError> {
-    if let Some(row) = db::refresh_tokens::find_by_hash(db, &hash(presented)).await? {
+    if let Some(row) = db::refresh_tokens::find_by_hash(db, &sha256(presented)).await? {
         db::refresh_tokens::revoke_family(db, row.family_id).await?;
     }
     Ok(())
@@ -160,17 +158,9 @@ async fn token_pair(
     })
 }
 
-/// A fresh token (256 bits from the OS, base64url) and its hash.
+/// A fresh refresh token and its hash.
 fn new_refresh_token() -> Result<(String, Vec<u8>), AuthError> {
-    let mut bytes = [0_u8; 32];
-    getrandom::fill(&mut bytes).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
-    let token = URL_SAFE_NO_PAD.encode(bytes);
-    let token_hash = hash(&token);
+    let token = random_token()?;
+    let token_hash = sha256(&token);
     Ok((token, token_hash))
-}
-
-/// A fast hash is right here, unlike for passwords: the token has 256 bits of
-/// entropy, so it cannot be guessed from its hash.
-fn hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
 }

@@ -128,6 +128,16 @@ impl Tokens {
             .map_err(TokenRejection::Invalid)
     }
 
+    /// Whether `token` names one of this service's keys (it may still be
+    /// invalid); tokens that do not are left to the OpenID Connect provider.
+    #[must_use]
+    pub fn is_ours(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|header| header.kid)
+            .is_some_and(|kid| self.keys.verifying_key(&kid).is_some())
+    }
+
     #[must_use]
     pub fn jwks(&self) -> &JwkSet {
         self.keys.jwks()

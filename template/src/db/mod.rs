@@ -3,6 +3,8 @@
 //! lives in `backend`, so the rest of the code names neither.
 
 mod backend;
+pub mod identities;
+pub mod oidc_logins;
 pub mod refresh_tokens;
 pub mod users;
 

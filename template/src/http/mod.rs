@@ -44,6 +44,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::auth::logout))
         .routes(routes!(routes::auth::logout_all))
         .routes(routes!(routes::auth::change_password))
+        .routes(routes!(routes::oidc::start))
+        .routes(routes!(routes::oidc::callback))
         .routes(routes!(routes::me::me))
 }
 

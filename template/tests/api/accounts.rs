@@ -66,7 +66,8 @@ async fn login_issues_tokens_that_identify_the_caller(pool: Pool) {
     let me = app.get_as("/api/v1/me", &tokens.access).await;
     assert_eq!(me.status, StatusCode::OK);
     let me = me.json();
-    assert_eq!(me["email"], "ann@example.com");
+    assert_eq!(me["account"]["email"], "ann@example.com");
+    assert_eq!(me["subject"], me["account"]["id"]);
     assert_eq!(me["roles"], json!(["user"]));
     assert_eq!(me["auth_method"], "password");
     assert!(me["scopes"].as_array().is_some_and(|scopes| !scopes.is_empty()));

@@ -15,6 +15,7 @@ mod headers;
 mod health;
 mod helpers;
 mod logging;
+mod oidc;
 mod openapi;
 mod sessions;
 mod tls;

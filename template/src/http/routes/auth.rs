@@ -171,7 +171,7 @@ pub async fn logout(
     ),
 )]
 pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> Result<StatusCode, ApiError> {
-    sessions::end_all(&state.db, principal.user_id).await?;
+    sessions::end_all(&state.db, principal.user_id()?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -203,7 +203,7 @@ pub async fn change_password(
     accounts::change_password(
         &state.db,
         &state.auth,
-        principal.user_id,
+        principal.user_id()?,
         &request.current_password,
         &request.new_password,
     )

@@ -1,4 +1,4 @@
-//! `/api/v1/me`: the caller's own account.
+//! `/api/v1/me`: who the caller is.
 
 use axum::{Json, extract::State};
 use serde::Serialize;
@@ -7,32 +7,47 @@ use utoipa::ToSchema;
 use super::auth::UserResponse;
 use crate::{
     AppState,
-    auth::{AuthMethod, Principal, accounts},
+    auth::{AuthMethod, Principal, Subject, accounts},
+    authz::Role,
     http::{ApiError, ErrorEnvelope},
 };
 
 #[derive(Serialize, ToSchema)]
 pub struct MeResponse {
-    #[serde(flatten)]
-    pub user: UserResponse,
-    /// The scopes of the presented access token.
-    pub scopes: Vec<String>,
+    /// The account id, or the provider's subject for callers without an
+    /// account here (services using client credentials).
+    pub subject: String,
     /// How the caller authenticated to get the presented token.
     pub auth_method: AuthMethod,
+    /// The roles and scopes the presented token grants.
+    pub roles: Vec<Role>,
+    pub scopes: Vec<String>,
+    /// The caller's account; `null` for callers without one.
+    pub account: Option<UserResponse>,
 }
 
-/// The caller's profile, roles and how they authenticated.
+/// Who the caller is: their account, roles and scopes, and how they
+/// authenticated.
 #[utoipa::path(
     get,
     path = "/api/v1/me",
     tag = "account",
     security(("bearer" = [])),
     responses(
-        (status = OK, description = "The caller's account", body = MeResponse),
+        (status = OK, description = "The caller", body = MeResponse),
         (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
     ),
 )]
 pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<MeResponse>, ApiError> {
-    let account = accounts::profile(&state.db, principal.user_id).await?;
-    Ok(Json(MeResponse { user: account.into(), scopes: principal.scopes, auth_method: principal.method }))
+    let (subject, account) = match principal.subject {
+        Subject::User(id) => (id.to_string(), Some(accounts::profile(&state.db, id).await?.into())),
+        Subject::External(subject) => (subject, None),
+    };
+    Ok(Json(MeResponse {
+        subject,
+        auth_method: principal.method,
+        roles: principal.roles,
+        scopes: principal.scopes,
+        account,
+    }))
 }

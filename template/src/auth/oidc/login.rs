@@ -1,0 +1,224 @@
+//! Login at the provider: the authorization code flow with PKCE (S256),
+//! `state` and `nonce` (OAuth 2.0 Security BCP; OpenID Connect Core 3.1).
+//!
+//! `start` remembers, server-side and for ten minutes, the PKCE verifier and
+//! the nonce under the hash of `state`, and binds the login to the browser
+//! with a random cookie, so that an attacker cannot make a victim's browser
+//! finish a login the attacker started (login CSRF). `finish` accepts each
+//! state once, exchanges the code, validates the ID token and issues this
+//! service's own token pair.
+
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, StandardRevocableToken,
+    StandardTokenResponse, TokenUrl,
+    basic::{
+        BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+    },
+};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::Oidc;
+use crate::{
+    auth::{
+        Auth, AuthMethod, random_token,
+        sessions::{self, TokenPair},
+        sha256, unix_now,
+    },
+    authz::Role,
+    db::{self, Pool, oidc_logins::PendingLogin, users::NewUser},
+    domain::{DisplayName, Email},
+};
+
+/// How long a login may take between the redirect and the callback.
+const LOGIN_LIFETIME_SECS: u64 = 600;
+
+/// The cookie that binds a login to the browser that started it. `__Host-`
+/// makes browsers insist on Secure, Path=/ and no Domain.
+pub const BROWSER_COOKIE: &str = "__Host-oidc-login";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("no login client is configured")]
+    NotConfigured,
+    #[error("the login state is unknown, used, expired or from another browser")]
+    InvalidState,
+    #[error("the provider refused the login: {0}")]
+    Refused(String),
+    #[error("the provider shared no usable email address")]
+    NoEmail,
+    #[error("an account with this email exists and the provider has not verified the address")]
+    UnverifiedEmail,
+    #[error("the account is disabled")]
+    Disabled,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for LoginError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Internal(err.into())
+    }
+}
+
+/// Where to send the browser, and the cookie to set on the way.
+pub struct Redirect {
+    pub location: Url,
+    pub browser_binding: String,
+}
+
+/// The token response, with the ID token OpenID Connect adds.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+struct IdTokenField {
+    id_token: String,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type OidcClient = oauth2::Client<
+    BasicErrorResponse,
+    StandardTokenResponse<IdTokenField, BasicTokenType>,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// The claims of an ID token this service looks at.
+#[derive(Deserialize)]
+struct IdClaims {
+    sub: String,
+    aud: serde_json::Value,
+    azp: Option<String>,
+    nonce: Option<String>,
+    email: Option<String>,
+    email_verified: Option<bool>,
+    name: Option<String>,
+}
+
+pub async fn start(db: &Pool, oidc: &Oidc) -> Result<Redirect, LoginError> {
+    let client = oauth_client(oidc).await?;
+    let settings = oidc.client.as_ref().ok_or(LoginError::NotConfigured)?;
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let nonce = random_token()?;
+    let browser_binding = random_token()?;
+    let (location, state) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(settings.scopes.iter().cloned().map(Scope::new))
+        .add_extra_param("nonce", &nonce)
+        .set_pkce_challenge(challenge)
+        .url();
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    db::oidc_logins::insert(
+        db,
+        PendingLogin {
+            state_hash: &sha256(state.secret()),
+            browser_hash: &sha256(&browser_binding),
+            pkce_verifier: verifier.secret(),
+            nonce: &nonce,
+            expires_at: now.saturating_add_unsigned(LOGIN_LIFETIME_SECS),
+        },
+        now,
+    )
+    .await?;
+    Ok(Redirect { location, browser_binding })
+}
+
+pub async fn finish(
+    db: &Pool,
+    auth: &Auth,
+    oidc: &Oidc,
+    code: &str,
+    state: &str,
+    browser_binding: Option<&str>,
+) -> Result<TokenPair, LoginError> {
+    let settings = oidc.client.as_ref().ok_or(LoginError::NotConfigured)?;
+    let pending = db::oidc_logins::take(db, &sha256(state)).await?.ok_or(LoginError::InvalidState)?;
+    let same_browser = browser_binding.is_some_and(|binding| sha256(binding) == pending.browser_hash);
+    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
+    if !same_browser || pending.expires_at < now {
+        return Err(LoginError::InvalidState);
+    }
+
+    let client = oauth_client(oidc).await?;
+    let response = client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
+        .request_async(&oidc.outbound)
+        .await
+        .map_err(|err| LoginError::Refused(err.to_string()))?;
+
+    let id_token = &response.extra_fields().id_token;
+    let claims: IdClaims = oidc
+        .provider
+        .verify(id_token, &settings.id, false)
+        .await
+        .map_err(|err| LoginError::Refused(format!("invalid ID token: {err:#}")))?;
+    if claims.nonce.as_deref() != Some(pending.nonce.as_str()) {
+        return Err(LoginError::Refused("the ID token's nonce does not match".to_owned()));
+    }
+    let several_audiences = claims.aud.as_array().is_some_and(|audiences| audiences.len() > 1);
+    if several_audiences && claims.azp.as_deref() != Some(settings.id.as_str()) {
+        return Err(LoginError::Refused("the ID token was issued to another party (azp)".to_owned()));
+    }
+
+    let user_id = account_for(db, oidc.provider.issuer(), claims).await?;
+    let active = db::users::find_by_id(db, user_id).await?.is_some_and(|user| user.disabled_at.is_none());
+    if !active {
+        return Err(LoginError::Disabled);
+    }
+    sessions::start(db, auth, user_id, AuthMethod::Oidc).await.map_err(|err| LoginError::Internal(err.into()))
+}
+
+/// The account for a provider identity: the linked one; else the account
+/// with the same email, linked now, but only if the provider verified that
+/// address (or anyone could claim an account by typing its email at a
+/// provider); else a new account without a password.
+async fn account_for(db: &Pool, issuer: &str, claims: IdClaims) -> Result<uuid::Uuid, LoginError> {
+    if let Some(user_id) = db::identities::find_user(db, issuer, &claims.sub).await? {
+        return Ok(user_id);
+    }
+    let email = claims.email.and_then(|email| Email::try_from(email).ok()).ok_or(LoginError::NoEmail)?;
+    if let Some(user) = db::users::find_by_email(db, &email).await? {
+        if claims.email_verified != Some(true) {
+            return Err(LoginError::UnverifiedEmail);
+        }
+        db::identities::link(db, issuer, &claims.sub, user.id).await?;
+        tracing::info!(user_id = %user.id, issuer, "linked a provider identity to an existing account by verified email");
+        return Ok(user.id);
+    }
+    let display_name = claims.name.and_then(|name| DisplayName::try_from(name).ok());
+    let user = db::users::insert(
+        db,
+        NewUser {
+            email: &email,
+            display_name: display_name.as_ref(),
+            password_hash: None,
+            roles: &[Role::User],
+        },
+    )
+    .await?
+    .ok_or(LoginError::UnverifiedEmail)?;
+    db::identities::link(db, issuer, &claims.sub, user.id).await?;
+    tracing::info!(user_id = %user.id, issuer, "created an account for a provider identity");
+    Ok(user.id)
+}
+
+async fn oauth_client(oidc: &Oidc) -> Result<OidcClient, LoginError> {
+    let settings = oidc.client.as_ref().ok_or(LoginError::NotConfigured)?;
+    let metadata = oidc.provider.metadata().await?;
+    oidc.outbound.check(&metadata.token_endpoint)?;
+    let mut client = oauth2::Client::new(ClientId::new(settings.id.clone()))
+        .set_auth_uri(AuthUrl::from_url(metadata.authorization_endpoint))
+        .set_token_uri(TokenUrl::from_url(metadata.token_endpoint))
+        .set_redirect_uri(RedirectUrl::from_url(settings.redirect_url.clone()));
+    if let Some(secret) = &settings.secret {
+        client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
+    }
+    Ok(client)
+}

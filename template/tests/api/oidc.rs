@@ -1,0 +1,396 @@
+//! OpenID Connect against a real provider: `oidc-provider` (OpenID
+//! Certified), run by these tests on 127.0.0.1 from `tests/oidc-provider/`.
+//! Node.js 20.19 or newer must be installed; the package is installed with
+//! `npm ci` when missing. `SKIP_OIDC_PROVIDER_TESTS=1` skips them explicitly.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::Mutex,
+};
+
+use app::db::Pool;
+use axum::{
+    body::Body,
+    http::{Request, StatusCode, header},
+};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, TestResponse, TokenPair, config_with};
+
+/// What the app calls itself in these tests; the provider redirects the
+/// browser here, and the tests hand that redirect to the in-process app.
+const PUBLIC_URL: &str = "https://api.test";
+const OTHER_AUDIENCE: &str = "https://other-api.example";
+
+/// A running provider; it stops when dropped.
+struct OidcProvider {
+    issuer: String,
+    child: Child,
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a provider, or `None` when the tests are explicitly skipped.
+fn provider() -> Option<OidcProvider> {
+    if std::env::var_os("SKIP_OIDC_PROVIDER_TESTS").is_some() {
+        eprintln!("SKIP_OIDC_PROVIDER_TESTS is set: skipping a test against oidc-provider");
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
+    install_once(&dir);
+    let settings = json!({
+        "redirectUri": format!("{PUBLIC_URL}/api/v1/auth/oidc/callback"),
+        "audience": PUBLIC_URL,
+        "otherAudience": OTHER_AUDIENCE,
+    });
+    let mut child = Command::new("node")
+        .arg("provider.mjs")
+        .arg(settings.to_string())
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs (install Node.js 20.19+, or set SKIP_OIDC_PROVIDER_TESTS=1)");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the provider starts");
+    let started: Value = serde_json::from_str(&line).expect("the provider prints its issuer");
+    Some(OidcProvider { issuer: started["issuer"].as_str().expect("issuer").to_owned(), child })
+}
+
+fn install_once(dir: &Path) {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if dir.join("node_modules/oidc-provider").exists() {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status()
+        .expect("npm runs (install Node.js 20.19+, or set SKIP_OIDC_PROVIDER_TESTS=1)");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+}
+
+/// The app, configured for the provider.
+async fn app(pool: Pool, provider: &OidcProvider) -> TestApp {
+    let config = config_with(|figment| {
+        figment
+            .merge(("server.public_url", PUBLIC_URL))
+            .merge(("oidc.issuer", &provider.issuer))
+            .merge(("oidc.client_id", "api-login"))
+            .merge(("oidc.client_secret", "api-login-secret"))
+            .merge(("oidc.role_map", json!({"api-admins": "admin"})))
+    });
+    TestApp::with_config(pool, config).await
+}
+
+/// A browser without JavaScript: follows the login from this API to the
+/// provider, signs in as `login` and consents, and returns the callback
+/// request the provider redirected to (path and query), with the cookie the
+/// API set.
+async fn sign_in_at_provider(app: &TestApp, login: &str) -> (String, String) {
+    let start = app.get("/api/v1/auth/oidc/login").await;
+    assert_eq!(start.status, StatusCode::FOUND, "{}", String::from_utf8_lossy(&start.body));
+    let cookie = start.header("set-cookie").split(';').next().expect("cookie").to_owned();
+    assert!(start.header("set-cookie").contains("HttpOnly") && start.header("set-cookie").contains("Secure"));
+    let mut location = start.header("location").to_owned();
+    assert!(location.contains("code_challenge_method=S256") && location.contains("nonce="), "{location}");
+
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut request = browser.get(&location);
+    for _ in 0..20 {
+        let response = request.send().await.expect("the provider answers");
+        let url = response.url().clone();
+        if response.status().is_redirection() {
+            location =
+                url.join(response.headers()["location"].to_str().expect("ASCII")).expect("url").to_string();
+            if let Some(callback) = location.strip_prefix(PUBLIC_URL) {
+                return (callback.to_owned(), cookie);
+            }
+            request = browser.get(&location);
+            continue;
+        }
+        let page = response.text().await.expect("page");
+        let action = attribute(&page, "action").unwrap_or_else(|| panic!("no form on the page:\n{page}"));
+        let mut form: Vec<(String, String)> = hidden_inputs(&page);
+        if page.contains(r#"name="login""#) {
+            form.push(("login".to_owned(), login.to_owned()));
+            form.push(("password".to_owned(), "any password".to_owned()));
+        }
+        request = browser.post(url.join(&action).expect("action url")).form(&form);
+    }
+    panic!("the login never came back to the API");
+}
+
+fn attribute(html: &str, name: &str) -> Option<String> {
+    let start = html.find(&format!(r#"{name}=""#))? + name.len() + 2;
+    Some(html[start..].split('"').next()?.to_owned())
+}
+
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    html.split("<input")
+        .filter(|input| input.contains(r#"type="hidden""#))
+        .filter_map(|input| Some((attribute(input, "name")?, attribute(input, "value")?)))
+        .collect()
+}
+
+async fn callback(app: &TestApp, path: &str, cookie: Option<&str>) -> TestResponse {
+    let mut request = Request::get(path);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    app.send(request.body(Body::empty()).expect("request")).await
+}
+
+async fn log_in_through_provider(app: &TestApp, login: &str) -> TokenPair {
+    let (path, cookie) = sign_in_at_provider(app, login).await;
+    let response = callback(app, &path, Some(&cookie)).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", String::from_utf8_lossy(&response.body));
+    let pair = response.json();
+    TokenPair {
+        access: pair["access_token"].as_str().expect("access").to_owned(),
+        refresh: pair["refresh_token"].as_str().expect("refresh").to_owned(),
+    }
+}
+
+async fn client_credentials_token(provider: &OidcProvider, resource: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/token", provider.issuer))
+        .basic_auth("reporting-service", Some("reporting-service-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "notes:read"), ("resource", resource)])
+        .send()
+        .await
+        .expect("token endpoint");
+    let body: Value = response.json().await.expect("JSON");
+    body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_owned()
+}
+
+#[sqlx::test]
+async fn login_at_the_provider_issues_this_services_tokens(pool: Pool) {
+    let Some(provider) = provider() else { return };
+    let app = app(pool, &provider).await;
+    let tokens = log_in_through_provider(&app, "alice").await;
+
+    let me = app.get_as("/api/v1/me", &tokens.access).await.json();
+    assert_eq!(me["auth_method"], "oidc");
+    assert_eq!(me["account"]["email"], "alice@example.com");
+    assert_eq!(me["account"]["display_name"], "Test alice");
+    assert_eq!(app.refresh(&tokens.refresh).await.status, StatusCode::OK, "a normal session");
+
+    let again = log_in_through_provider(&app, "alice").await;
+    let me_again = app.get_as("/api/v1/me", &again.access).await.json();
+    assert_eq!(me_again["subject"], me["subject"], "the identity stays linked to one account");
+}
+
+#[sqlx::test]
+async fn the_login_state_works_once_and_only_in_the_browser_that_started_it(pool: Pool) {
+    let Some(provider) = provider() else { return };
+    let app = app(pool, &provider).await;
+
+    let (path, _cookie) = sign_in_at_provider(&app, "alice").await;
+    let other_browser = callback(&app, &path, Some("__Host-oidc-login=someone-else")).await;
+    other_browser.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+
+    let (path, cookie) = sign_in_at_provider(&app, "alice").await;
+    assert_eq!(callback(&app, &path, Some(&cookie)).await.status, StatusCode::OK);
+    let replay = callback(&app, &path, Some(&cookie)).await;
+    replay.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+
+    let forged = callback(&app, "/api/v1/auth/oidc/callback?code=x&state=made-up", Some(&cookie)).await;
+    forged.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+}
+
+#[sqlx::test]
+async fn a_verified_email_links_the_existing_account(pool: Pool) {
+    let Some(provider) = provider() else { return };
+    let app = app(pool, &provider).await;
+    let local = app.register("carol@example.com").await;
+    let tokens = log_in_through_provider(&app, "carol").await;
+    let me = app.get_as("/api/v1/me", &tokens.access).await.json();
+    assert_eq!(me["account"]["id"], local["id"]);
+    app.login("carol@example.com", PASSWORD).await;
+}
+
+#[sqlx::test]
+async fn an_unverified_email_never_takes_over_an_account(pool: Pool) {
+    let Some(provider) = provider() else { return };
+    let app = app(pool, &provider).await;
+    app.register("unverified-dave@example.com").await;
+    let (path, cookie) = sign_in_at_provider(&app, "unverified-dave").await;
+    callback(&app, &path, Some(&cookie)).await.assert_error(StatusCode::CONFLICT, "CONFLICT");
+}
+
+/// Service to service: a token the provider issued to another service, by
+/// the client-credentials grant, is accepted with its scopes, and the
+/// provider's role names are mapped onto this service's roles.
+#[sqlx::test]
+async fn client_credentials_tokens_are_accepted_with_their_scopes(pool: Pool) {
+    let Some(provider) = provider() else { return };
+    let app = app(pool, &provider).await;
+    let token = client_credentials_token(&provider, PUBLIC_URL).await;
+    let me = app.get_as("/api/v1/me", &token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", String::from_utf8_lossy(&me.body));
+    let me = me.json();
+    assert_eq!(me["auth_method"], "client_credentials");
+    assert_eq!(me["subject"], "reporting-service");
+    assert_eq!(me["scopes"], json!(["notes:read"]));
+    assert_eq!(me["roles"], json!(["admin"]), "api-admins maps to admin");
+    assert_eq!(me["account"], Value::Null);
+
+    let needs_account = app.post("/api/v1/auth/logout-all", Some(&token), &json!({})).await;
+    needs_account.assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
+}
+
+#[sqlx::test]
+async fn provider_tokens_for_another_api_are_refused(pool: Pool) {
+    let Some(provider) = provider() else { return };
+    let app = app(pool, &provider).await;
+    let token = client_credentials_token(&provider, OTHER_AUDIENCE).await;
+    let response = app.get_as("/api/v1/me", &token).await;
+    response.assert_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+}
+
+#[sqlx::test]
+async fn without_a_provider_the_login_routes_do_not_exist(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    app.get("/api/v1/auth/oidc/login").await.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+}
+
+/// Provider key rotation, with a stand-in that serves only discovery and
+/// the key set, so that the test decides when the provider's keys change.
+mod provider_keys {
+    use std::{
+        net::SocketAddr,
+        sync::{
+            Arc, Mutex,
+            atomic::{AtomicUsize, Ordering},
+        },
+        time::Duration,
+    };
+
+    use app::auth::oidc::{outbound::Outbound, provider::Provider};
+    use axum::{Json, Router, extract::State, routing::get};
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use serde_json::{Value, json};
+
+    #[derive(Clone, Default)]
+    struct StandIn {
+        issuer: Arc<Mutex<String>>,
+        keys: Arc<Mutex<Vec<Value>>>,
+        fetches: Arc<AtomicUsize>,
+    }
+
+    struct Key {
+        kid: String,
+        jwk: Value,
+        encoding: EncodingKey,
+    }
+
+    fn key(kid: &str) -> Key {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+        let x = URL_SAFE_NO_PAD.encode(pair.public_key_raw());
+        Key {
+            kid: kid.to_owned(),
+            jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig"}),
+            encoding: EncodingKey::from_ed_pem(pair.serialize_pem().as_bytes()).expect("pem"),
+        }
+    }
+
+    async fn serve(stand_in: StandIn) -> SocketAddr {
+        #[expect(clippy::disallowed_methods, reason = "a stand-in provider, not an API operation")]
+        let router = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(|State(s): State<StandIn>| async move {
+                    let issuer = s.issuer.lock().expect("lock").clone();
+                    Json(json!({
+                        "issuer": issuer,
+                        "authorization_endpoint": format!("{issuer}/auth"),
+                        "token_endpoint": format!("{issuer}/token"),
+                        "jwks_uri": format!("{issuer}/jwks"),
+                    }))
+                }),
+            )
+            .route(
+                "/jwks",
+                get(|State(s): State<StandIn>| async move {
+                    s.fetches.fetch_add(1, Ordering::SeqCst);
+                    Json(json!({"keys": *s.keys.lock().expect("lock")}))
+                }),
+            )
+            .route("/huge", get(|| async { Json(json!({"padding": "x".repeat(300 * 1024)})) }))
+            .route("/elsewhere", get(|| async { axum::response::Redirect::temporary("/jwks") }))
+            .with_state(stand_in);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        addr
+    }
+
+    fn token(key: &Key, issuer: &str) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".to_owned());
+        header.kid = Some(key.kid.clone());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims =
+            json!({"iss": issuer, "aud": "https://api.test", "sub": "svc", "exp": now + 300, "iat": now});
+        jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign")
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refreshes_the_keys_at_most_once_per_interval() {
+        let stand_in = StandIn::default();
+        let addr = serve(stand_in.clone()).await;
+        let issuer = format!("http://{addr}");
+        *stand_in.issuer.lock().expect("lock") = issuer.clone();
+        let (old, new) = (key("old"), key("new"));
+        stand_in.keys.lock().expect("lock").push(old.jwk.clone());
+        let interval = Duration::from_millis(500);
+        let outbound = Outbound::new(true).expect("client");
+        let provider =
+            Provider::with_refresh_interval(issuer.clone(), vec![Algorithm::EdDSA], outbound, interval);
+        let verify = |token: String| {
+            let provider = &provider;
+            async move { provider.verify::<Value>(&token, "https://api.test", true).await }
+        };
+        let fetches = || stand_in.fetches.load(Ordering::SeqCst);
+
+        verify(token(&old, &issuer)).await.expect("the known key verifies");
+        assert_eq!(fetches(), 1);
+        stand_in.keys.lock().expect("lock").push(new.jwk.clone());
+        assert!(verify(token(&new, &issuer)).await.is_err(), "within the interval: no refetch");
+        assert!(verify(token(&new, &issuer)).await.is_err());
+        assert_eq!(fetches(), 1, "made-up kids cannot make the service hammer the provider");
+
+        tokio::time::sleep(interval + Duration::from_millis(100)).await;
+        verify(token(&new, &issuer)).await.expect("after the interval the rotated key is fetched");
+        verify(token(&new, &issuer)).await.expect("and cached");
+        assert_eq!(fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn outbound_calls_are_capped_and_never_follow_redirects() {
+        let addr = serve(StandIn::default()).await;
+        let outbound = Outbound::new(true).expect("client");
+        let url = |path: &str| url::Url::parse(&format!("http://{addr}{path}")).expect("url");
+        let huge = outbound.get_json::<Value>(&url("/huge")).await.expect_err("over the size cap");
+        assert!(huge.to_string().contains("exceeds"), "{huge}");
+        let redirected = outbound.get_json::<Value>(&url("/elsewhere")).await.expect_err("a redirect");
+        assert!(redirected.to_string().contains("307"), "{redirected}");
+        let production = Outbound::new(false).expect("client");
+        assert!(production.get_json::<Value>(&url("/jwks")).await.is_err(), "no plain HTTP in production");
+    }
+}
