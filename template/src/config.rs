@@ -549,6 +549,16 @@ mod tests {
         assert!(err.to_string().contains("tls.key_path"));
         let err = with("log.filter", "info,=[").expect_err("bad filter");
         assert!(err.to_string().contains("log.filter"));
+        let err = with("auth.password_min_length", 7).expect_err("below NIST's floor");
+        assert!(err.to_string().contains("auth.password_min_length"));
+        let symmetric = Config::from_figment(
+            &Config::defaults()
+                .merge(("oidc.issuer", "https://login.example.com"))
+                .merge(("oidc.algorithms", ["HS256"])),
+        );
+        assert!(symmetric.expect_err("HMAC keys are shared secrets").to_string().contains("oidc.algorithms"));
+        let plain = with("oidc.issuer", "http://login.example.com").expect_err("plain HTTP provider");
+        assert!(plain.to_string().contains("oidc.issuer"));
     }
 
     #[test]

@@ -212,4 +212,35 @@ mod tests {
         let outcome = hasher.verify(&password("correct horse battery"), Some(&weak)).await.expect("verify");
         assert_eq!(outcome, Verification::MatchNeedsRehash);
     }
+
+    /// A login storm queues for the permits instead of running every hash at
+    /// once: never more than `max_concurrent` run, each on the blocking pool.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_hashes_than_permits_run_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let hasher = PasswordHasher::new(2).await.expect("hasher");
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let (hasher, running, most) = (hasher.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    hasher
+                        .run_blocking(move || {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(50));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("joined").expect("ran");
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
 }

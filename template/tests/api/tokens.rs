@@ -222,3 +222,30 @@ async fn tokens_signed_before_a_rotation_keep_verifying(pool: Pool) {
     let jwks = after.get("/.well-known/jwks.json").await.json();
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
 }
+
+/// What the service issues: the RFC 9068 profile, EdDSA with our key id,
+/// and every claim a verifier needs, living `auth.access_token_ttl_secs`.
+#[sqlx::test]
+async fn issued_access_tokens_carry_the_rfc_9068_header_and_claims(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let tokens = app.signed_up("ann@example.com").await;
+    let header = jsonwebtoken::decode_header(&tokens.access).expect("header");
+    assert_eq!(
+        (header.alg, header.typ.as_deref(), header.kid),
+        (Algorithm::EdDSA, Some("at+jwt"), Some(kid()))
+    );
+    let payload = tokens.access.split('.').nth(1).expect("payload");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json");
+    let config = config();
+    assert_eq!(claims["iss"], config.issuer().as_str());
+    assert_eq!(claims["aud"], config.audience().as_str());
+    assert!(claims["sub"].as_str().is_some_and(|sub| uuid::Uuid::parse_str(sub).is_ok()));
+    assert!(claims["jti"].as_str().is_some_and(|jti| !jti.is_empty()));
+    assert_eq!(claims["roles"], json!(["user"]));
+    assert_eq!(claims["scope"], "notes:read notes:write");
+    assert_eq!(claims["amr"], json!(["pwd"]));
+    let (iat, nbf, exp) = (claims["iat"].as_i64(), claims["nbf"].as_i64(), claims["exp"].as_i64());
+    assert_eq!(nbf, iat);
+    assert_eq!(exp.zip(iat).map(|(exp, iat)| exp - iat), Some(900), "15 minutes");
+}
