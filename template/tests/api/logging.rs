@@ -66,3 +66,20 @@ async fn the_cause_of_a_500_is_logged_with_the_request_id() {
         .unwrap_or_else(|| panic!("the cause was not logged:\n{text}"));
     assert!(cause.contains("log-test-2"), "{cause}");
 }
+
+#[tokio::test]
+async fn cookies_set_by_a_response_never_reach_the_logs() {
+    let config = config_with(|figment| figment.merge(("log.format", "json")).merge(("log.filter", "trace")));
+    let logs = CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(telemetry::subscriber(&config, logs.clone()));
+    #[expect(clippy::disallowed_methods, reason = "a probe route, not an API operation")]
+    let probe = Router::new().route(
+        "/cookie",
+        get(|| async { ([(header::SET_COOKIE, "session=set-cookie-secret; Secure; HttpOnly")], "ok") }),
+    );
+    let response = TestApp::probe(probe, &config).get("/cookie").await;
+    assert!(response.header("set-cookie").contains("set-cookie-secret"), "the client still gets it");
+    let text = logs.text();
+    assert!(text.contains("request completed"), "logs were captured:\n{text}");
+    assert!(!text.contains("set-cookie-secret"), "a Set-Cookie value leaked into the logs:\n{text}");
+}
