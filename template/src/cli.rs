@@ -1,19 +1,26 @@
 //! The command line: `serve` (the default), `migrate`, `openapi` and
 //! `check-config`.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::{
     AppState,
     auth::{
-        Auth,
+        Auth, AuthError,
+        accounts::{self, AdminCreated},
         keys::{self, Rotation},
     },
     config::{Config, Environment},
-    db, http,
+    db,
+    domain::{Email, Password},
+    http,
     server::{self, Server},
     telemetry,
 };
@@ -43,6 +50,16 @@ enum Command {
     /// Rotate the keys that sign access tokens (in `auth.keys_dir`). Without
     /// a flag, stages a new key and promotes it at once; with several
     /// instances, `--stage`, roll out everywhere, then `--promote`.
+    /// Create the first administrator, or grant `admin` to an existing
+    /// account. The password is read from standard input or a file, never
+    /// from the command line, where process lists and shell history show it.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        /// Read the password from this file instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
     RotateKeys {
         /// Only add the next key, which verifies but does not sign yet.
         #[arg(long, conflicts_with = "promote")]
@@ -74,6 +91,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     match command {
         Command::CheckConfig => Ok(check_config(&config)?),
+        Command::CreateAdmin { email, password_file } => {
+            telemetry::init(&config)?;
+            create_admin(&config, &email, password_file.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::RotateKeys { stage, promote } => {
             let rotation = match (stage, promote) {
                 (true, _) => Rotation::Stage,
@@ -119,6 +141,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(http = %addr, "redirecting plain HTTP to HTTPS");
     }
     server.run(server::shutdown_signal()).await
+}
+
+async fn create_admin(config: &Config, email: &str, password_file: Option<&Path>) -> anyhow::Result<()> {
+    let email = Email::try_from(email.to_owned()).map_err(|reason| anyhow::anyhow!("--email {reason}"))?;
+    let secret = match password_file {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+            line
+        }
+    };
+    let password = Password::try_from(secret.trim_end_matches(['\r', '\n']).to_owned())
+        .map_err(|reason| anyhow::anyhow!("the password {reason}"))?;
+    let pool = db::connect(config).await?;
+    db::migrate(&pool).await?;
+    let auth = Auth::new(config).await?;
+    match accounts::create_admin(&pool, &auth, &email, &password).await {
+        Ok(AdminCreated::New(id)) => println!("created administrator {email} ({id})"),
+        Ok(AdminCreated::Promoted(id)) => println!("granted admin to the existing account {email} ({id})"),
+        Err(AuthError::WeakPassword { reason, .. }) => bail!("the password {reason}"),
+        Err(err) => return Err(anyhow::Error::msg(err.to_string())),
+    }
+    Ok(())
 }
 
 /// Production must not start on development defaults (a generated

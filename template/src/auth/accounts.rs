@@ -36,6 +36,10 @@ pub enum AuthError {
     InvalidRefreshToken,
     #[error("no such account")]
     UnknownAccount,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("this would leave no active admin")]
+    LastAdmin,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -62,6 +66,10 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidRefreshToken => Self::InvalidRefreshToken,
             // The token was valid a moment ago; its account is gone.
             AuthError::UnknownAccount => Self::InvalidToken,
+            AuthError::NoSuchUser => Self::NotFound,
+            AuthError::LastAdmin => {
+                Self::Conflict("The last active admin cannot lose the admin role or be disabled.")
+            }
             AuthError::Internal(err) => Self::Internal(err),
         }
     }
@@ -208,6 +216,104 @@ pub async fn profile(db: &Pool, user_id: Uuid) -> Result<Account, AuthError> {
     let user = db::users::find_by_id(db, user_id).await?.ok_or(AuthError::UnknownAccount)?;
     let roles = db::users::roles(db, user_id).await?;
     Ok(account(user, roles))
+}
+
+/// An account as an administrator sees it.
+pub struct AdminView {
+    pub account: Account,
+    pub disabled: bool,
+}
+
+/// A page of all accounts, for administrators.
+pub async fn page_for_admin(
+    db: &Pool,
+    after: Option<Uuid>,
+    limit: u32,
+) -> Result<(Vec<AdminView>, Option<Uuid>), AuthError> {
+    let mut users = db::users::page(db, after, limit + 1).await?;
+    let next = if users.len() > limit as usize {
+        users.truncate(limit as usize);
+        users.last().map(|user| user.id)
+    } else {
+        None
+    };
+    let mut views = Vec::with_capacity(users.len());
+    for user in users {
+        views.push(admin_view(db, user).await?);
+    }
+    Ok((views, next))
+}
+
+/// Gives the user exactly `roles` (plus `user`, which every account holds).
+/// Refused when it would take the admin role from the last active admin.
+pub async fn set_roles(db: &Pool, user_id: Uuid, roles: &[Role]) -> Result<AdminView, AuthError> {
+    let user = db::users::find_by_id(db, user_id).await?.ok_or(AuthError::NoSuchUser)?;
+    let mut roles = roles.to_vec();
+    roles.push(Role::User);
+    roles.sort();
+    roles.dedup();
+    let current = db::users::roles(db, user_id).await?;
+    let demotes_admin = current.contains(&Role::Admin) && !roles.contains(&Role::Admin);
+    if demotes_admin && user.disabled_at.is_none() && db::users::count_active_admins(db).await? <= 1 {
+        return Err(AuthError::LastAdmin);
+    }
+    db::users::set_roles(db, user_id, &roles).await?;
+    tracing::info!(%user_id, roles = ?roles, "roles changed by an administrator");
+    admin_view(db, user).await
+}
+
+/// Disables an account and ends its sessions at once: its refresh tokens are
+/// revoked, and its access tokens fail the per-request account check.
+pub async fn disable(db: &Pool, user_id: Uuid) -> Result<(), AuthError> {
+    let user = db::users::find_by_id(db, user_id).await?.ok_or(AuthError::NoSuchUser)?;
+    let is_admin = db::users::roles(db, user_id).await?.contains(&Role::Admin);
+    if is_admin && user.disabled_at.is_none() && db::users::count_active_admins(db).await? <= 1 {
+        return Err(AuthError::LastAdmin);
+    }
+    db::users::disable(db, user_id).await?;
+    sessions::end_all(db, user_id).await?;
+    tracing::warn!(%user_id, "account disabled by an administrator; sessions revoked");
+    Ok(())
+}
+
+/// What `create-admin` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdminCreated {
+    New(Uuid),
+    Promoted(Uuid),
+}
+
+/// Creates an administrator account, or grants `admin` to the existing
+/// account with this email (its password is then left unchanged).
+pub async fn create_admin(
+    db: &Pool,
+    auth: &Auth,
+    email: &Email,
+    password: &Password,
+) -> Result<AdminCreated, AuthError> {
+    if let Some(user) = db::users::find_by_email(db, email).await? {
+        let mut roles = db::users::roles(db, user.id).await?;
+        roles.push(Role::Admin);
+        set_roles(db, user.id, &roles).await?;
+        return Ok(AdminCreated::Promoted(user.id));
+    }
+    auth.policy
+        .check(password, email)
+        .map_err(|reason| AuthError::WeakPassword { field: "password", reason })?;
+    let hash = auth.hasher.hash(password).await?;
+    let user = db::users::insert(
+        db,
+        NewUser { email, display_name: None, password_hash: Some(&hash), roles: &[Role::User, Role::Admin] },
+    )
+    .await?
+    .ok_or(AuthError::EmailTaken)?;
+    Ok(AdminCreated::New(user.id))
+}
+
+async fn admin_view(db: &Pool, user: UserRow) -> Result<AdminView, AuthError> {
+    let roles = db::users::roles(db, user.id).await?;
+    let disabled = user.disabled_at.is_some();
+    Ok(AdminView { account: account(user, roles), disabled })
 }
 
 fn account(user: UserRow, roles: Vec<Role>) -> Account {

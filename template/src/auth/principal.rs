@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{AppState, authz::Role, http::ApiError};
+use crate::{AppState, authz::Role, db, http::ApiError};
 
 /// How the caller proved who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -114,8 +114,15 @@ impl FromRequestParts<AppState> for Principal {
                     tracing::info!(reason = %rejection, "access token refused");
                     ApiError::InvalidToken
                 })?;
+                let user_id = claims.sub.parse().map_err(|_| ApiError::InvalidToken)?;
+                // One indexed lookup per request buys immediate effect for
+                // disabling an account, which a stateless token cannot give.
+                if !db::users::is_active(&state.db, user_id).await? {
+                    tracing::info!(%user_id, "access token of a disabled or deleted account refused");
+                    return Err(ApiError::InvalidToken);
+                }
                 Self {
-                    subject: Subject::User(claims.sub.parse().map_err(|_| ApiError::InvalidToken)?),
+                    subject: Subject::User(user_id),
                     roles: claims.roles.iter().filter_map(|name| Role::parse(name)).collect(),
                     scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
                     method: AuthMethod::from_amr(&claims.amr).ok_or(ApiError::InvalidToken)?,

@@ -4,6 +4,7 @@
 
 mod backend;
 pub mod identities;
+pub mod notes;
 pub mod oidc_logins;
 pub mod refresh_tokens;
 pub mod users;

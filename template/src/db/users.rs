@@ -134,3 +134,58 @@ pub async fn set_password_hash(pool: &Pool, id: Uuid, hash: &str) -> Result<(), 
         .await
         .map(drop)
 }
+
+/// Whether the account exists and is not disabled; checked on every request
+/// with one of this service's tokens, so that disabling takes effect at once.
+pub async fn is_active(pool: &Pool, id: Uuid) -> Result<bool, sqlx::Error> {
+    let disabled: Option<Option<OffsetDateTime>> =
+        sqlx::query_scalar("SELECT disabled_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(matches!(disabled, Some(None)))
+}
+
+/// Up to `limit` users after the id `after`, by id.
+pub async fn page(pool: &Pool, after: Option<Uuid>, limit: u32) -> Result<Vec<UserRow>, sqlx::Error> {
+    sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id > $1 ORDER BY id LIMIT $2"))
+        .bind(after.unwrap_or(Uuid::nil()))
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+}
+
+/// Replaces the user's roles.
+pub async fn set_roles(pool: &Pool, id: Uuid, roles: &[Role]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+    for role in roles {
+        sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)")
+            .bind(id)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Accounts that hold `admin` and are not disabled.
+pub async fn count_active_admins(pool: &Pool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM user_roles JOIN users ON users.id = user_roles.user_id \
+         WHERE user_roles.role = 'admin' AND users.disabled_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await
+}
+
+pub async fn disable(pool: &Pool, id: Uuid) -> Result<(), sqlx::Error> {
+    let now = OffsetDateTime::now_utc();
+    sqlx::query("UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1 AND disabled_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(drop)
+}

@@ -7,8 +7,12 @@
 
 mod display_name;
 mod email;
+mod note;
+mod page;
 pub mod password;
 
 pub use display_name::DisplayName;
 pub use email::Email;
+pub use note::{NoteBody, NoteTitle};
+pub use page::{PageLimit, PageQuery};
 pub use password::Password;

@@ -3,10 +3,11 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, Request},
-    http::{HeaderMap, StatusCode, header},
+    extract::{FromRequest, FromRequestParts, Path, Request},
+    http::{HeaderMap, StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
+use uuid::Uuid;
 
 use super::error::{ApiError, FieldError};
 
@@ -41,6 +42,44 @@ where
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(rejection)?;
         deserializer.end().map_err(|_| ApiError::BadRequest("The body is not valid JSON."))?;
         Ok(Self(value))
+    }
+}
+
+/// A query string parsed into `T`, with the same rules and rejections as
+/// `JsonBody`: unknown parameters and broken rules answer 422 per field.
+pub struct ValidQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ValidQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer).map(Self).map_err(|error| {
+            let path = error.path().to_string();
+            let message = error.into_inner().to_string();
+            ApiError::Validation(vec![field_error(&path, &message)])
+        })
+    }
+}
+
+/// The `{id}` of a path, which must be a UUID. Anything else cannot name a
+/// resource, so it answers 404 like an id that names none, before any
+/// database work.
+pub struct IdPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<Uuid>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Self(id))
+            .map_err(|_| ApiError::NotFound)
     }
 }
 

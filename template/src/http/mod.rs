@@ -13,7 +13,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     http::{StatusCode, header},
-    middleware::from_fn,
+    middleware::{from_fn, from_fn_with_state},
 };
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 use tower_http::{
@@ -28,7 +28,7 @@ pub use self::{
     error::{ApiError, ErrorBody, ErrorEnvelope, ErrorReport, FieldError},
     openapi::{DOCS_PATH, SPEC_PATH},
 };
-use crate::{AppState, config::Config};
+use crate::{AppState, authz, config::Config};
 
 /// Every operation of the API. `routes!` registers a handler in the router
 /// *and* its `#[utoipa::path]` in the document, so the two cannot drift;
@@ -47,6 +47,21 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::oidc::start))
         .routes(routes!(routes::oidc::callback))
         .routes(routes!(routes::me::me))
+        .merge(notes())
+        .routes(routes!(routes::admin::list_users))
+        .routes(routes!(routes::admin::set_roles))
+        .routes(routes!(routes::admin::disable_user))
+}
+
+/// Largest note request: a 10,000-character body is at most 40 KiB of UTF-8,
+/// but a note is text, so the route allows less than the global limit.
+const NOTE_BODY_LIMIT: usize = 16 * 1024;
+
+fn notes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::notes::list, routes::notes::create))
+        .routes(routes!(routes::notes::get, routes::notes::update, routes::notes::delete))
+        .layer(DefaultBodyLimit::max(NOTE_BODY_LIMIT))
 }
 
 /// The OpenAPI document, exactly as served at `/openapi.json`.
@@ -60,8 +75,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let (api, document) = api().split_for_parts();
-    let app =
-        api.merge(openapi::routes(document)).fallback(|| async { ApiError::NotFound }).with_state(state);
+    let app = api
+        .merge(openapi::routes(document))
+        // Every routed request meets its route's policy first: deny by default.
+        .route_layer(from_fn_with_state(state.clone(), authz::enforce))
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state);
     with_middleware(app, &config)
 }
 

@@ -1,0 +1,97 @@
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A note's title: 1 to 200 characters once trimmed, on one line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, min_length = 1, max_length = 200, example = "Groceries")]
+pub struct NoteTitle(String);
+
+/// A note's text: up to 10,000 characters; line breaks and tabs allowed,
+/// other control characters not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, max_length = 10000, example = "Milk, eggs")]
+pub struct NoteBody(String);
+
+const TITLE_MAX_CHARS: usize = 200;
+const BODY_MAX_CHARS: usize = 10_000;
+
+impl NoteTitle {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl NoteBody {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for NoteTitle {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let title = value.trim();
+        if title.is_empty() {
+            return Err("must not be empty");
+        }
+        if title.chars().count() > TITLE_MAX_CHARS {
+            return Err("must be at most 200 characters");
+        }
+        if title.chars().any(char::is_control) {
+            return Err("must be one line without control characters");
+        }
+        Ok(Self(title.to_owned()))
+    }
+}
+
+impl TryFrom<String> for NoteBody {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        if value.chars().count() > BODY_MAX_CHARS {
+            return Err("must be at most 10000 characters");
+        }
+        if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err("must not contain control characters other than line breaks and tabs");
+        }
+        Ok(Self(value))
+    }
+}
+
+impl From<NoteTitle> for String {
+    fn from(title: NoteTitle) -> Self {
+        title.0
+    }
+}
+
+impl From<NoteBody> for String {
+    fn from(body: NoteBody) -> Self {
+        body.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_one_bounded_line() {
+        assert_eq!(NoteTitle::try_from("  Groceries ".to_owned()).expect("valid").as_str(), "Groceries");
+        for bad in [String::new(), " ".to_owned(), "a\nb".to_owned(), "x".repeat(201)] {
+            assert!(NoteTitle::try_from(bad.clone()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn bodies_keep_line_breaks_and_are_bounded() {
+        assert!(NoteBody::try_from("line one\nline two\ttabbed\r\n".to_owned()).is_ok());
+        assert!(NoteBody::try_from(String::new()).is_ok());
+        assert!(NoteBody::try_from("bell\u{7}".to_owned()).is_err());
+        assert!(NoteBody::try_from("x".repeat(10_001)).is_err());
+    }
+}

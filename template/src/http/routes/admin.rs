@@ -1,0 +1,119 @@
+//! `/api/v1/admin/*`: account administration, for the `admin` role only.
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::UserResponse;
+use crate::{
+    AppState,
+    auth::accounts::{self, AdminView},
+    authz::{Admin, RequireRole, Role},
+    domain::PageQuery,
+    http::{
+        ApiError, ErrorEnvelope,
+        extract::{IdPath, JsonBody, ValidQuery},
+    },
+};
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminUserResponse {
+    #[serde(flatten)]
+    pub user: UserResponse,
+    pub disabled: bool,
+}
+
+impl From<AdminView> for AdminUserResponse {
+    fn from(view: AdminView) -> Self {
+        Self { user: view.account.into(), disabled: view.disabled }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    pub items: Vec<AdminUserResponse>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next_after: Option<Uuid>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesRequest {
+    /// The roles the account should hold; `user` is always kept.
+    roles: Vec<Role>,
+}
+
+/// List all accounts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = OK, description = "A page of accounts", body = UserPage),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+        (status = FORBIDDEN, description = "Not an admin", body = ErrorEnvelope),
+        (status = UNPROCESSABLE_ENTITY, description = "A parameter breaks a rule", body = ErrorEnvelope),
+    ),
+)]
+pub async fn list_users(
+    State(state): State<AppState>,
+    _admin: RequireRole<Admin>,
+    ValidQuery(query): ValidQuery<PageQuery>,
+) -> Result<Json<UserPage>, ApiError> {
+    let (users, next_after) = accounts::page_for_admin(&state.db, query.after, query.limit()).await?;
+    Ok(Json(UserPage { items: users.into_iter().map(Into::into).collect(), next_after }))
+}
+
+/// Set an account's roles.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/users/{id}/roles",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The account's id")),
+    request_body = RolesRequest,
+    responses(
+        (status = OK, description = "The account with its new roles", body = AdminUserResponse),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+        (status = FORBIDDEN, description = "Not an admin", body = ErrorEnvelope),
+        (status = NOT_FOUND, description = "No such account", body = ErrorEnvelope),
+        (status = CONFLICT, description = "It would leave no active admin", body = ErrorEnvelope),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not JSON", body = ErrorEnvelope),
+        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
+    ),
+)]
+pub async fn set_roles(
+    State(state): State<AppState>,
+    _admin: RequireRole<Admin>,
+    IdPath(id): IdPath,
+    JsonBody(request): JsonBody<RolesRequest>,
+) -> Result<Json<AdminUserResponse>, ApiError> {
+    Ok(Json(accounts::set_roles(&state.db, id, &request.roles).await?.into()))
+}
+
+/// Disable an account; its sessions and tokens stop working at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/disable",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The account's id")),
+    responses(
+        (status = NO_CONTENT, description = "Disabled"),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+        (status = FORBIDDEN, description = "Not an admin", body = ErrorEnvelope),
+        (status = NOT_FOUND, description = "No such account", body = ErrorEnvelope),
+        (status = CONFLICT, description = "It is the last active admin", body = ErrorEnvelope),
+    ),
+)]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    _admin: RequireRole<Admin>,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    accounts::disable(&state.db, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

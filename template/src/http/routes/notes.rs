@@ -1,0 +1,196 @@
+//! `/api/v1/notes`: the example resource, owned by users.
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    authz::{NotesRead, NotesWrite, RequireScope},
+    db::notes::NoteRow,
+    domain::{NoteBody, NoteTitle, PageQuery},
+    http::{
+        ApiError, ErrorEnvelope,
+        extract::{IdPath, JsonBody, ValidQuery},
+    },
+    notes,
+};
+
+/// A note as its reader sees it. The owner is not shown: to an admin it
+/// would be another user's internal id.
+#[derive(Serialize, ToSchema)]
+pub struct NoteResponse {
+    pub id: Uuid,
+    pub title: String,
+    pub body: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<NoteRow> for NoteResponse {
+    fn from(note: NoteRow) -> Self {
+        Self {
+            id: note.id,
+            title: note.title,
+            body: note.body,
+            created_at: note.created_at,
+            updated_at: note.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NotePage {
+    pub items: Vec<NoteResponse>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next_after: Option<Uuid>,
+}
+
+/// Only these fields can be set: not `id`, not the owner, not timestamps.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    title: NoteTitle,
+    #[serde(default = "empty_body")]
+    body: NoteBody,
+}
+
+fn empty_body() -> NoteBody {
+    NoteBody::try_from(String::new()).unwrap_or_else(|_| unreachable!("an empty body is valid"))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotePatch {
+    #[serde(default)]
+    title: Option<NoteTitle>,
+    #[serde(default)]
+    body: Option<NoteBody>,
+}
+
+/// List the caller's notes, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notes",
+    tag = "notes",
+    security(("bearer" = ["notes:read"])),
+    params(PageQuery),
+    responses(
+        (status = OK, description = "A page of the caller's notes", body = NotePage),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+        (status = FORBIDDEN, description = "The token lacks notes:read", body = ErrorEnvelope),
+        (status = UNPROCESSABLE_ENTITY, description = "A parameter breaks a rule", body = ErrorEnvelope),
+    ),
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    RequireScope(principal, _): RequireScope<NotesRead>,
+    ValidQuery(query): ValidQuery<PageQuery>,
+) -> Result<Json<NotePage>, ApiError> {
+    let (notes, next_after) = notes::page(&state.db, &principal, &query).await?;
+    Ok(Json(NotePage { items: notes.into_iter().map(Into::into).collect(), next_after }))
+}
+
+/// Create a note owned by the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/notes",
+    tag = "notes",
+    security(("bearer" = ["notes:write"])),
+    request_body = NewNote,
+    responses(
+        (status = CREATED, description = "The new note", body = NoteResponse),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+        (status = FORBIDDEN, description = "The token lacks notes:write, or belongs to no account", body = ErrorEnvelope),
+        (status = PAYLOAD_TOO_LARGE, description = "The body is over 16 KiB", body = ErrorEnvelope),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not JSON", body = ErrorEnvelope),
+        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
+    ),
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    RequireScope(principal, _): RequireScope<NotesWrite>,
+    JsonBody(note): JsonBody<NewNote>,
+) -> Result<(StatusCode, Json<NoteResponse>), ApiError> {
+    let note = notes::create(&state.db, &principal, &note.title, &note.body).await?;
+    Ok((StatusCode::CREATED, Json(note.into())))
+}
+
+/// Read a note: the caller's own, or any note for an admin.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notes/{id}",
+    tag = "notes",
+    security(("bearer" = ["notes:read"])),
+    params(("id" = Uuid, Path, description = "The note's id")),
+    responses(
+        (status = OK, description = "The note", body = NoteResponse),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+        (status = FORBIDDEN, description = "The token lacks notes:read", body = ErrorEnvelope),
+        (status = NOT_FOUND, description = "No such note, or not the caller's", body = ErrorEnvelope),
+    ),
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    RequireScope(principal, _): RequireScope<NotesRead>,
+    IdPath(id): IdPath,
+) -> Result<Json<NoteResponse>, ApiError> {
+    Ok(Json(notes::get(&state.db, &principal, id).await?.into()))
+}
+
+/// Change the title or body of one of the caller's notes.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/notes/{id}",
+    tag = "notes",
+    security(("bearer" = ["notes:write"])),
+    params(("id" = Uuid, Path, description = "The note's id")),
+    request_body = NotePatch,
+    responses(
+        (status = OK, description = "The changed note", body = NoteResponse),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+        (status = FORBIDDEN, description = "The token lacks notes:write", body = ErrorEnvelope),
+        (status = NOT_FOUND, description = "No such note, or not the caller's", body = ErrorEnvelope),
+        (status = PAYLOAD_TOO_LARGE, description = "The body is over 16 KiB", body = ErrorEnvelope),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not JSON", body = ErrorEnvelope),
+        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
+    ),
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    RequireScope(principal, _): RequireScope<NotesWrite>,
+    IdPath(id): IdPath,
+    JsonBody(patch): JsonBody<NotePatch>,
+) -> Result<Json<NoteResponse>, ApiError> {
+    let note = notes::update(&state.db, &principal, id, patch.title.as_ref(), patch.body.as_ref()).await?;
+    Ok(Json(note.into()))
+}
+
+/// Delete one of the caller's notes.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/notes/{id}",
+    tag = "notes",
+    security(("bearer" = ["notes:write"])),
+    params(("id" = Uuid, Path, description = "The note's id")),
+    responses(
+        (status = NO_CONTENT, description = "Deleted"),
+        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
+        (status = FORBIDDEN, description = "The token lacks notes:write", body = ErrorEnvelope),
+        (status = NOT_FOUND, description = "No such note, or not the caller's", body = ErrorEnvelope),
+    ),
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    RequireScope(principal, _): RequireScope<NotesWrite>,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    notes::delete(&state.db, &principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
