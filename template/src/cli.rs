@@ -145,13 +145,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn create_admin(config: &Config, email: &str, password_file: Option<&Path>) -> anyhow::Result<()> {
     let email = Email::try_from(email.to_owned()).map_err(|reason| anyhow::anyhow!("--email {reason}"))?;
-    let secret = match password_file {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        None => {
-            let mut line = String::new();
-            std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
-            line
-        }
+    let secret = if let Some(path) = password_file {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("reading the password from standard input")?;
+        line
     };
     let password = Password::try_from(secret.trim_end_matches(['\r', '\n']).to_owned())
         .map_err(|reason| anyhow::anyhow!("the password {reason}"))?;

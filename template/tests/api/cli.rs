@@ -1,6 +1,9 @@
 //! The binary's subcommands, run as a deployment runs them.
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+use app::db::Pool;
+use sqlx::ConnectOptions;
 
 use crate::BIN;
 
@@ -94,4 +97,49 @@ fn rotate_keys_retires_the_signing_key_and_keeps_it_for_verification() {
         .count();
     assert_eq!(retired, 1, "the promoted-away key verifies until its tokens expire");
     assert!(!keys.path().join("next.pem").exists());
+}
+
+/// The first admin: created from a password on standard input or in a
+/// file, never one on the command line.
+#[sqlx::test]
+async fn create_admin_reads_the_password_from_standard_input_or_a_file_never_the_command_line(pool: Pool) {
+    use std::io::Write;
+
+    let url = pool.connect_options().to_url_lossy().to_string();
+    let data = tempfile::tempdir().expect("tempdir");
+    let admin = |args: &[&str]| {
+        let mut command = Command::new(BIN);
+        command
+            .args(["create-admin", "--email"])
+            .args(args)
+            .env("APP_DATABASE__URL", &url)
+            .env("APP_AUTH__KEYS_DIR", data.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    };
+
+    let argv =
+        admin(&["root@example.com", "--password", "correct horse battery staple"]).output().expect("runs");
+    assert_eq!(argv.status.code(), Some(2), "there is no --password flag");
+
+    let mut child = admin(&["root@example.com"]).spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(b"correct horse battery staple\n").expect("write");
+    let created = child.wait_with_output().expect("wait");
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).contains("created administrator root@example.com"), "{}", stdout(&created));
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT role FROM user_roles JOIN users ON users.id = user_roles.user_id WHERE email = 'root@example.com' ORDER BY role",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("roles");
+    assert_eq!(roles, ["admin", "user"]);
+
+    let file = data.path().join("password");
+    std::fs::write(&file, "too short\n").expect("write");
+    let weak =
+        admin(&["weak@example.com", "--password-file", file.to_str().expect("path")]).output().expect("runs");
+    assert!(!weak.status.success() && stderr(&weak).contains("at least 12"), "{}", stderr(&weak));
 }

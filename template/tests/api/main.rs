@@ -9,12 +9,15 @@ extern crate {{crate_name}} as app;
 const BIN: &str = env!("CARGO_BIN_EXE_{{project-name}}");
 
 mod accounts;
+mod admin;
+mod authz;
 mod cli;
 mod errors;
 mod headers;
 mod health;
 mod helpers;
 mod logging;
+mod notes;
 mod oidc;
 mod openapi;
 mod sessions;

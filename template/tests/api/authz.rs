@@ -1,0 +1,281 @@
+//! Authorization: every route's policy, proven for every kind of caller.
+
+use app::{authz::ROUTES, db::Pool};
+use axum::{
+    body::Body,
+    http::{Method, Request, StatusCode, header},
+};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, TestResponse};
+
+/// Routes served besides the documented operations: the docs UI and the
+/// document itself.
+const UNDOCUMENTED: &[(&str, &str)] =
+    &[("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/"), ("GET", "/docs/{*rest}")];
+
+fn documented_operations() -> Vec<(String, String)> {
+    let document = serde_json::to_value(app::http::openapi()).expect("document");
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                operations.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    operations
+}
+
+fn served_routes() -> Vec<(String, String)> {
+    let mut routes = documented_operations();
+    routes.extend(UNDOCUMENTED.iter().map(|(method, path)| ((*method).to_owned(), (*path).to_owned())));
+    routes
+}
+
+/// Deny by default, checked: a served route without a row in
+/// `authz::ROUTES` fails here (and is refused at run time); so does a row
+/// for a route that is not served.
+#[test]
+fn every_served_route_has_exactly_one_policy() {
+    let served = served_routes();
+    for (method, path) in &served {
+        assert!(
+            ROUTES.iter().any(|(m, p, _)| m == method && p == path),
+            "{method} {path} is served but has no row in authz::ROUTES"
+        );
+    }
+    for (method, path, _) in ROUTES {
+        assert!(
+            served.iter().any(|(m, p)| m == method && p == path),
+            "authz::ROUTES has a row for {method} {path}, which is not served"
+        );
+    }
+}
+
+#[test]
+fn the_public_routes_are_a_short_explicit_list() {
+    let public: Vec<String> = ROUTES
+        .iter()
+        .filter(|(_, _, access)| *access == app::authz::Access::Public)
+        .map(|(method, path, _)| format!("{method} {path}"))
+        .collect();
+    assert_eq!(
+        public,
+        [
+            "GET /healthz",
+            "GET /readyz",
+            "GET /.well-known/jwks.json",
+            "GET /openapi.json",
+            "GET /docs",
+            "GET /docs/",
+            "GET /docs/{*rest}",
+            "POST /api/v1/auth/register",
+            "POST /api/v1/auth/login",
+            "POST /api/v1/auth/refresh",
+            "POST /api/v1/auth/logout",
+            "GET /api/v1/auth/oidc/login",
+            "GET /api/v1/auth/oidc/callback",
+        ],
+        "a new public route must be added here on purpose"
+    );
+}
+
+#[sqlx::test]
+async fn every_non_public_route_refuses_anonymous_callers(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    for (method, path, access) in ROUTES {
+        if *access == app::authz::Access::Public {
+            continue;
+        }
+        let uri = path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{*rest}", "index.css");
+        let response = app.call(method, &uri, None, Some(&json!({}))).await;
+        response.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    }
+}
+
+/// Who calls, in the order each row is tried: state-changing successes come
+/// last, so the earlier callers meet the object as it was set up.
+#[derive(Clone, Copy, Debug)]
+enum Caller {
+    Anonymous,
+    OtherUser,
+    Owner,
+    Admin,
+}
+
+const CALLERS: [Caller; 4] = [Caller::Anonymous, Caller::OtherUser, Caller::Owner, Caller::Admin];
+
+/// One row per route: the request and the status each caller gets, in the
+/// order of `CALLERS`. `{note}` is a note of the owner and `{user}` another
+/// account, both fresh for the row.
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    body: Option<Value>,
+    statuses: [u16; 4],
+}
+
+fn row(method: &'static str, path: &'static str, body: Option<Value>, statuses: [u16; 4]) -> Row {
+    Row { method, path, body, statuses }
+}
+
+/// The authorization matrix. Adding a route means adding its row: the test
+/// fails when a route of `authz::ROUTES` has none.
+fn matrix() -> Vec<Row> {
+    let note = || Some(json!({"title": "A note", "body": "text"}));
+    let roles = || Some(json!({"roles": ["user"]}));
+    // Statuses: anonymous, other user, owner, admin.
+    vec![
+        row("GET", "/healthz", None, [200, 200, 200, 200]),
+        row("GET", "/readyz", None, [200, 200, 200, 200]),
+        row("GET", "/.well-known/jwks.json", None, [200, 200, 200, 200]),
+        row("GET", "/openapi.json", None, [200, 200, 200, 200]),
+        row("GET", "/docs", None, [303, 303, 303, 303]),
+        row("GET", "/docs/", None, [200, 200, 200, 200]),
+        row("GET", "/docs/{*rest}", None, [200, 200, 200, 200]),
+        row(
+            "POST",
+            "/api/v1/auth/register",
+            Some(json!({"email": "new@example.com", "password": PASSWORD})),
+            [201, 409, 409, 409],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/login",
+            Some(json!({"email": "owner@example.com", "password": PASSWORD})),
+            [200, 200, 200, 200],
+        ),
+        row("POST", "/api/v1/auth/refresh", Some(json!({"refresh_token": "unknown"})), [401, 401, 401, 401]),
+        row("POST", "/api/v1/auth/logout", Some(json!({"refresh_token": "unknown"})), [204, 204, 204, 204]),
+        row("GET", "/api/v1/auth/oidc/login", None, [404, 404, 404, 404]),
+        row("GET", "/api/v1/auth/oidc/callback", None, [404, 404, 404, 404]),
+        row("GET", "/api/v1/me", None, [401, 200, 200, 200]),
+        row("POST", "/api/v1/auth/logout-all", None, [401, 204, 204, 204]),
+        row(
+            "POST",
+            "/api/v1/auth/password",
+            Some(
+                json!({"current_password": "not the password at all", "new_password": "another long passphrase"}),
+            ),
+            [401, 422, 422, 422],
+        ),
+        row("GET", "/api/v1/notes", None, [401, 200, 200, 200]),
+        row("POST", "/api/v1/notes", note(), [401, 201, 201, 201]),
+        row("GET", "/api/v1/notes/{note}", None, [401, 404, 200, 200]),
+        row("PATCH", "/api/v1/notes/{note}", note(), [401, 404, 200, 404]),
+        row("DELETE", "/api/v1/notes/{note}", None, [401, 404, 204, 404]),
+        row("GET", "/api/v1/admin/users", None, [401, 403, 403, 200]),
+        row("PUT", "/api/v1/admin/users/{user}/roles", roles(), [401, 403, 403, 200]),
+        row("POST", "/api/v1/admin/users/{user}/disable", None, [401, 403, 403, 204]),
+    ]
+}
+
+/// The policy table's path for a matrix row.
+fn route_of(path: &str) -> String {
+    path.replace("{note}", "{id}").replace("{user}", "{id}")
+}
+
+#[test]
+fn the_matrix_has_a_row_for_every_route() {
+    let rows = matrix();
+    for (method, path, _) in ROUTES {
+        assert!(
+            rows.iter().any(|row| row.method == *method && route_of(row.path) == *path),
+            "no matrix row for {method} {path}"
+        );
+    }
+}
+
+struct World {
+    app: TestApp,
+    other: String,
+    owner: String,
+    admin: String,
+}
+
+async fn world(pool: Pool) -> World {
+    let app = TestApp::new(pool.clone()).await;
+    app.register("owner@example.com").await;
+    app.register("other@example.com").await;
+    let admin_id = app.register("admin@example.com").await["id"].as_str().expect("id").to_owned();
+    grant_admin(&pool, &admin_id).await;
+    let owner = app.login("owner@example.com", PASSWORD).await.access;
+    let other = app.login("other@example.com", PASSWORD).await.access;
+    let admin = app.login("admin@example.com", PASSWORD).await.access;
+    World { app, other, owner, admin }
+}
+
+pub async fn grant_admin(pool: &Pool, user_id: &str) {
+    let id = uuid::Uuid::parse_str(user_id).expect("uuid");
+    sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, 'admin')")
+        .bind(id)
+        .execute(pool)
+        .await
+        .expect("grant admin");
+}
+
+impl World {
+    fn token(&self, caller: Caller) -> Option<&str> {
+        match caller {
+            Caller::Anonymous => None,
+            Caller::OtherUser => Some(&self.other),
+            Caller::Owner => Some(&self.owner),
+            Caller::Admin => Some(&self.admin),
+        }
+    }
+}
+
+#[sqlx::test]
+async fn every_caller_gets_what_the_matrix_says(pool: Pool) {
+    let world = world(pool).await;
+    for (index, row) in matrix().iter().enumerate() {
+        let note = world
+            .app
+            .call("POST", "/api/v1/notes", Some(&world.owner), Some(&json!({"title": "Owner's"})))
+            .await;
+        let note_id = note.json()["id"].as_str().expect("note id").to_owned();
+        let target = world.app.register(&format!("target{index}@example.com")).await;
+        let path = row
+            .path
+            .replace("{note}", &note_id)
+            .replace("{user}", target["id"].as_str().expect("id"))
+            .replace("{*rest}", "swagger-ui.css");
+        for (caller, expected) in CALLERS.into_iter().zip(row.statuses) {
+            let response = world.app.call(row.method, &path, world.token(caller), row.body.as_ref()).await;
+            assert_eq!(
+                response.status.as_u16(),
+                expected,
+                "{} {} as {caller:?}: {}",
+                row.method,
+                row.path,
+                String::from_utf8_lossy(&response.body)
+            );
+        }
+    }
+}
+
+impl TestApp {
+    /// Any method, with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> TestResponse {
+        let mut request =
+            Request::builder().method(Method::from_bytes(method.as_bytes()).expect("method")).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).expect("request")).await
+    }
+}
