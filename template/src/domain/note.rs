@@ -7,15 +7,15 @@ use utoipa::ToSchema;
 #[schema(value_type = String, min_length = 1, max_length = 200, example = "Groceries")]
 pub struct NoteTitle(String);
 
-/// A note's text: up to 10,000 characters; line breaks and tabs allowed,
+/// A note's text: up to 2,000 characters; line breaks and tabs allowed,
 /// other control characters not.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, max_length = 10000, example = "Milk, eggs")]
+#[schema(value_type = String, max_length = 2000, example = "Milk, eggs")]
 pub struct NoteBody(String);
 
 const TITLE_MAX_CHARS: usize = 200;
-const BODY_MAX_CHARS: usize = 10_000;
+const BODY_MAX_CHARS: usize = 2_000;
 
 impl NoteTitle {
     #[must_use]
@@ -54,7 +54,7 @@ impl TryFrom<String> for NoteBody {
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         if value.chars().count() > BODY_MAX_CHARS {
-            return Err("must be at most 10000 characters");
+            return Err("must be at most 2000 characters");
         }
         if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
             return Err("must not contain control characters other than line breaks and tabs");
@@ -92,6 +92,6 @@ mod tests {
         assert!(NoteBody::try_from("line one\nline two\ttabbed\r\n".to_owned()).is_ok());
         assert!(NoteBody::try_from(String::new()).is_ok());
         assert!(NoteBody::try_from("bell\u{7}".to_owned()).is_err());
-        assert!(NoteBody::try_from("x".repeat(10_001)).is_err());
+        assert!(NoteBody::try_from("x".repeat(2_001)).is_err());
     }
 }

@@ -38,6 +38,11 @@ where
                 ApiError::BadRequest("The request body could not be read.")
             }
         })?;
+        // Request bodies are objects. serde would also read a struct from an
+        // array of its fields (`[null, null]`), which no client means.
+        if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::Validation(vec![FieldError::new("body", "must be a JSON object")]));
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(rejection)?;
         deserializer.end().map_err(|_| ApiError::BadRequest("The body is not valid JSON."))?;

@@ -38,12 +38,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::auth::jwks))
-        .routes(routes!(routes::auth::register))
-        .routes(routes!(routes::auth::login))
-        .routes(routes!(routes::auth::refresh))
-        .routes(routes!(routes::auth::logout))
-        .routes(routes!(routes::auth::logout_all))
-        .routes(routes!(routes::auth::change_password))
+        .merge(accounts())
         .routes(routes!(routes::oidc::start))
         .routes(routes!(routes::oidc::callback))
         .routes(routes!(routes::me::me))
@@ -53,9 +48,25 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::admin::disable_user))
 }
 
-/// Largest note request: a 10,000-character body is at most 40 KiB of UTF-8,
-/// but a note is text, so the route allows less than the global limit.
-const NOTE_BODY_LIMIT: usize = 16 * 1024;
+/// Largest note request. A note of the longest title and body the schema
+/// allows is at most about 26 KiB even when every character is escaped as
+/// `\uXXXX\uXXXX`, so 32 KiB always fits a valid note, tighter than the
+/// global limit.
+const NOTE_BODY_LIMIT: usize = 32 * 1024;
+
+/// Largest body of the account routes: credentials and names are short.
+const AUTH_BODY_LIMIT: usize = 8 * 1024;
+
+fn accounts() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(routes::auth::register))
+        .routes(routes!(routes::auth::login))
+        .routes(routes!(routes::auth::refresh))
+        .routes(routes!(routes::auth::logout))
+        .routes(routes!(routes::auth::logout_all))
+        .routes(routes!(routes::auth::change_password))
+        .layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT))
+}
 
 fn notes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -67,14 +78,17 @@ fn notes() -> OpenApiRouter<AppState> {
 /// The OpenAPI document, exactly as served at `/openapi.json`.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().into_openapi()
+    let mut document = api().into_openapi();
+    openapi::add_shared_errors(&mut document);
+    document
 }
 
 /// The whole application: the API, the docs, the 404 fallback and the
 /// middleware stack.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
-    let (api, document) = api().split_for_parts();
+    let (api, mut document) = api().split_for_parts();
+    openapi::add_shared_errors(&mut document);
     let app = api
         .merge(openapi::routes(document))
         // Every routed request meets its route's policy first: deny by default.

@@ -10,7 +10,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::{
     Modify,
     openapi::{
-        OpenApi,
+        ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder,
         security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     },
 };
@@ -59,6 +59,41 @@ impl ApiDoc {
         // The package declares no license, and an empty one is invalid OpenAPI.
         document.info.license = None;
         document
+    }
+}
+
+/// Documents the answers the middleware and extractors give on their own,
+/// so that every operation lists every status it can return: a JSON body
+/// can be malformed (400), too large (413), not JSON (415) or break a rule
+/// (422); a protected operation can meet a missing or bad token (401) or a
+/// missing right (403). Handlers document the answers specific to them.
+pub fn add_shared_errors(document: &mut OpenApi) {
+    let error = |description: &str| {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build();
+        RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+    };
+    for item in document.paths.paths.values_mut() {
+        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+        for operation in operations.into_iter().flatten() {
+            let mut shared = Vec::new();
+            if operation.request_body.is_some() {
+                shared.extend([
+                    ("400", "The body is not valid JSON"),
+                    ("413", "The body is too large"),
+                    ("415", "The body is not declared as JSON"),
+                    ("422", "A field breaks a rule; see `details`"),
+                ]);
+            }
+            if operation.parameters.as_ref().is_some_and(|parameters| !parameters.is_empty()) {
+                shared.push(("422", "A parameter breaks a rule; see `details`"));
+            }
+            if operation.security.as_ref().is_some_and(|security| !security.is_empty()) {
+                shared.extend([("401", "No valid access token"), ("403", "The caller lacks the right")]);
+            }
+            for (status, description) in shared {
+                operation.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description));
+            }
+        }
     }
 }
 

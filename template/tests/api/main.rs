@@ -20,6 +20,7 @@ mod logging;
 mod notes;
 mod oidc;
 mod openapi;
+mod properties;
 mod sessions;
 mod tls;
 mod tokens;

@@ -114,13 +114,13 @@ async fn malformed_input_gets_the_right_4xx(pool: Pool) {
     let app = TestApp::new(pool).await;
     let ann = app.signed_up("ann@example.com").await.access;
     app.get_as("/api/v1/notes/not-a-uuid", &ann).await.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND");
-    let long = json!({"title": "t", "body": "x".repeat(10_001)});
+    let long = json!({"title": "t", "body": "x".repeat(2_001)});
     let error = app
         .post("/api/v1/notes", Some(&ann), &long)
         .await
         .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
     assert_eq!(error["details"][0]["field"], "body");
-    let huge = json!({"title": "t", "body": "x".repeat(20 * 1024)});
+    let huge = json!({"title": "t", "body": "x".repeat(40 * 1024)});
     app.post("/api/v1/notes", Some(&ann), &huge)
         .await
         .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
@@ -134,4 +134,15 @@ async fn malformed_input_gets_the_right_4xx(pool: Pool) {
         .body(axum::body::Body::from("title"))
         .expect("request");
     app.send(request).await.assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE");
+    let array = app.post("/api/v1/notes", Some(&ann), &json!(["t", "body"])).await;
+    let error = array.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    assert_eq!(error["details"][0]["field"], "body", "a struct is never read from an array");
+    let longest = json!({"title": "\u{10348}".repeat(200), "body": "\u{10348}".repeat(2_000)});
+    let escaped = serde_json::to_string(&longest).expect("json").replace('\u{10348}', "\\ud800\\udf48");
+    let request = axum::http::Request::post("/api/v1/notes")
+        .header("authorization", format!("Bearer {ann}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(escaped))
+        .expect("request");
+    assert_eq!(app.send(request).await.status, StatusCode::CREATED, "the longest valid note always fits");
 }
