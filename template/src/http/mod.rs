@@ -49,9 +49,9 @@ fn api() -> OpenApiRouter<AppState> {
 }
 
 /// Largest note request. A note of the longest title and body the schema
-/// allows is at most about 26 KiB even when every character is escaped as
-/// `\uXXXX\uXXXX`, so 32 KiB always fits a valid note, tighter than the
-/// global limit.
+/// allows is at most about 26 KiB even when every character is escaped as a
+/// surrogate pair (12 bytes), so 32 KiB always fits a valid note, tighter
+/// than the global limit.
 const NOTE_BODY_LIMIT: usize = 32 * 1024;
 
 /// Largest body of the account routes: credentials and names are short.

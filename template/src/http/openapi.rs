@@ -88,7 +88,10 @@ pub fn add_shared_errors(document: &mut OpenApi) {
                 shared.push(("422", "A parameter breaks a rule; see `details`"));
             }
             if operation.security.as_ref().is_some_and(|security| !security.is_empty()) {
-                shared.extend([("401", "No valid access token"), ("403", "The caller lacks the right")]);
+                shared.extend([
+                    ("401", "No valid access token"),
+                    ("403", "The caller lacks the role or scope"),
+                ]);
             }
             for (status, description) in shared {
                 operation.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description));

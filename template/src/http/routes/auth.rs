@@ -69,8 +69,6 @@ impl From<Account> for UserResponse {
     responses(
         (status = CREATED, description = "The account was created", body = UserResponse),
         (status = CONFLICT, description = "The email is already registered", body = ErrorEnvelope),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not JSON", body = ErrorEnvelope),
-        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
     ),
 )]
 pub async fn register(
@@ -101,8 +99,6 @@ pub struct LoginRequest {
     responses(
         (status = OK, description = "An access token and a refresh token", body = TokenPair),
         (status = UNAUTHORIZED, description = "The credentials are not valid", body = ErrorEnvelope),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not JSON", body = ErrorEnvelope),
-        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
     ),
 )]
 pub async fn login(
@@ -130,7 +126,6 @@ pub struct RefreshRequest {
     responses(
         (status = OK, description = "A new access token and refresh token", body = TokenPair),
         (status = UNAUTHORIZED, description = "The refresh token is invalid, expired, revoked or reused", body = ErrorEnvelope),
-        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
     ),
 )]
 pub async fn refresh(
@@ -148,7 +143,6 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = NO_CONTENT, description = "The session is over (also for unknown tokens)"),
-        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
     ),
 )]
 pub async fn logout(
@@ -167,7 +161,6 @@ pub async fn logout(
     security(("bearer" = [])),
     responses(
         (status = NO_CONTENT, description = "Every refresh token of the caller is revoked"),
-        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
     ),
 )]
 pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> Result<StatusCode, ApiError> {
@@ -191,7 +184,6 @@ pub struct ChangePasswordRequest {
     request_body = ChangePasswordRequest,
     responses(
         (status = NO_CONTENT, description = "Changed; every refresh token is revoked"),
-        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
         (status = UNPROCESSABLE_ENTITY, description = "Wrong current password, or a weak new one", body = ErrorEnvelope),
     ),
 )]

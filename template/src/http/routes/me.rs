@@ -9,7 +9,7 @@ use crate::{
     AppState,
     auth::{AuthMethod, Principal, Subject, accounts},
     authz::Role,
-    http::{ApiError, ErrorEnvelope},
+    http::ApiError,
 };
 
 #[derive(Serialize, ToSchema)]
@@ -35,7 +35,6 @@ pub struct MeResponse {
     security(("bearer" = [])),
     responses(
         (status = OK, description = "The caller", body = MeResponse),
-        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
     ),
 )]
 pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<MeResponse>, ApiError> {

@@ -83,9 +83,6 @@ pub struct NotePatch {
     params(PageQuery),
     responses(
         (status = OK, description = "A page of the caller's notes", body = NotePage),
-        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
-        (status = FORBIDDEN, description = "The token lacks notes:read", body = ErrorEnvelope),
-        (status = UNPROCESSABLE_ENTITY, description = "A parameter breaks a rule", body = ErrorEnvelope),
     ),
 )]
 pub async fn list(
@@ -106,11 +103,7 @@ pub async fn list(
     request_body = NewNote,
     responses(
         (status = CREATED, description = "The new note", body = NoteResponse),
-        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
         (status = FORBIDDEN, description = "The token lacks notes:write, or belongs to no account", body = ErrorEnvelope),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over 32 KiB", body = ErrorEnvelope),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not JSON", body = ErrorEnvelope),
-        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
     ),
 )]
 pub async fn create(
@@ -131,8 +124,6 @@ pub async fn create(
     params(("id" = Uuid, Path, description = "The note's id")),
     responses(
         (status = OK, description = "The note", body = NoteResponse),
-        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
-        (status = FORBIDDEN, description = "The token lacks notes:read", body = ErrorEnvelope),
         (status = NOT_FOUND, description = "No such note, or not the caller's", body = ErrorEnvelope),
     ),
 )]
@@ -154,12 +145,7 @@ pub async fn get(
     request_body = NotePatch,
     responses(
         (status = OK, description = "The changed note", body = NoteResponse),
-        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
-        (status = FORBIDDEN, description = "The token lacks notes:write", body = ErrorEnvelope),
         (status = NOT_FOUND, description = "No such note, or not the caller's", body = ErrorEnvelope),
-        (status = PAYLOAD_TOO_LARGE, description = "The body is over 32 KiB", body = ErrorEnvelope),
-        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not JSON", body = ErrorEnvelope),
-        (status = UNPROCESSABLE_ENTITY, description = "A field breaks a rule", body = ErrorEnvelope),
     ),
 )]
 pub async fn update(
@@ -181,8 +167,6 @@ pub async fn update(
     params(("id" = Uuid, Path, description = "The note's id")),
     responses(
         (status = NO_CONTENT, description = "Deleted"),
-        (status = UNAUTHORIZED, description = "No valid access token", body = ErrorEnvelope),
-        (status = FORBIDDEN, description = "The token lacks notes:write", body = ErrorEnvelope),
         (status = NOT_FOUND, description = "No such note, or not the caller's", body = ErrorEnvelope),
     ),
 )]
