@@ -21,17 +21,7 @@ impl TryFrom<String> for DisplayName {
     type Error = &'static str;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        let name = value.trim();
-        if name.is_empty() {
-            return Err("must not be empty");
-        }
-        if name.chars().count() > MAX_CHARS {
-            return Err("must be at most 64 characters");
-        }
-        if name.chars().any(char::is_control) {
-            return Err("must not contain control characters");
-        }
-        Ok(Self(name.to_owned()))
+        super::single_line(&value, MAX_CHARS, "must be at most 64 characters").map(Self)
     }
 }
 

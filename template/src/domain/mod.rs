@@ -16,3 +16,20 @@ pub use email::Email;
 pub use note::{NoteBody, NoteTitle};
 pub use page::{PageLimit, PageQuery};
 pub use password::Password;
+
+/// The rule shared by names and titles: trimmed, not empty, at most
+/// `max_chars` characters, one line without control characters (which
+/// could forge lines in logs or terminals).
+fn single_line(value: &str, max_chars: usize, too_long: &'static str) -> Result<String, &'static str> {
+    let line = value.trim();
+    if line.is_empty() {
+        return Err("must not be empty");
+    }
+    if line.chars().count() > max_chars {
+        return Err(too_long);
+    }
+    if line.chars().any(char::is_control) {
+        return Err("must be one line without control characters");
+    }
+    Ok(line.to_owned())
+}

@@ -35,17 +35,7 @@ impl TryFrom<String> for NoteTitle {
     type Error = &'static str;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        let title = value.trim();
-        if title.is_empty() {
-            return Err("must not be empty");
-        }
-        if title.chars().count() > TITLE_MAX_CHARS {
-            return Err("must be at most 200 characters");
-        }
-        if title.chars().any(char::is_control) {
-            return Err("must be one line without control characters");
-        }
-        Ok(Self(title.to_owned()))
+        super::single_line(&value, TITLE_MAX_CHARS, "must be at most 200 characters").map(Self)
     }
 }
 
