@@ -53,7 +53,8 @@ fn main() -> anyhow::Result<()> {
             },
         )
         .await?;
-        let pair = app::auth::accounts::login(&pool, &auth, &email, &password).await?;
+        let client = std::net::IpAddr::from([127, 0, 0, 1]);
+        let pair = app::auth::accounts::login(&pool, &auth, &email, &password, client).await?;
         let state = AppState { config: Arc::new(config.clone()), db: pool, auth };
         anyhow::Ok((state, pair.access_token))
     })?;
@@ -80,8 +81,9 @@ fn main() -> anyhow::Result<()> {
     measure("GET /api/v1/notes (token + account check + query)", budget, || {
         black_box(call("/api/v1/notes", true));
     });
-    measure("account check alone (users.disabled_at)", budget, || {
-        black_box(runtime.block_on(db::users::is_active(&state.db, uuid::Uuid::nil())).is_ok());
+    let nobody = uuid::Uuid::nil();
+    measure("account check alone (state, session and roles)", budget, || {
+        black_box(runtime.block_on(db::users::access_state(&state.db, nobody, Some(nobody))).is_ok());
     });
     Ok(())
 }

@@ -118,6 +118,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/me", Authenticated),
     ("POST", "/api/v1/auth/logout-all", Authenticated),
     ("POST", "/api/v1/auth/password", Authenticated),
+    ("POST", "/api/v1/auth/oidc/link", Authenticated),
     // Notes: owners only, admins may read all (object rules below).
     ("GET", "/api/v1/notes", Scope(NOTES_READ)),
     ("POST", "/api/v1/notes", Scope(NOTES_WRITE)),
@@ -128,6 +129,7 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/v1/admin/users", HasRole(Role::Admin)),
     ("PUT", "/api/v1/admin/users/{id}/roles", HasRole(Role::Admin)),
     ("POST", "/api/v1/admin/users/{id}/disable", HasRole(Role::Admin)),
+    ("POST", "/api/v1/admin/users/{id}/unlock", HasRole(Role::Admin)),
 ];
 
 /// The access rule of a route, if it has one.

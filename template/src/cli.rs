@@ -1,5 +1,5 @@
-//! The command line: `serve` (the default), `migrate`, `openapi` and
-//! `check-config`.
+//! The command line: `serve` (the default), `migrate`, `openapi`,
+//! `check-config`, `rotate-keys`, `create-admin` and `unlock-account`.
 
 use std::{
     path::{Path, PathBuf},
@@ -14,13 +14,13 @@ use crate::{
     AppState,
     auth::{
         Auth, AuthError,
-        accounts::{self, AdminCreated},
+        accounts::{self, AdminCreated, ExistingAccount},
         keys::{self, Rotation},
     },
     config::{Config, Environment},
     db,
     domain::{Email, Password},
-    http,
+    http, maintenance,
     server::{self, Server},
     telemetry,
 };
@@ -50,16 +50,6 @@ enum Command {
     /// Rotate the keys that sign access tokens (in `auth.keys_dir`). Without
     /// a flag, stages a new key and promotes it at once; with several
     /// instances, `--stage`, roll out everywhere, then `--promote`.
-    /// Create the first administrator, or grant `admin` to an existing
-    /// account. The password is read from standard input or a file, never
-    /// from the command line, where process lists and shell history show it.
-    CreateAdmin {
-        #[arg(long)]
-        email: String,
-        /// Read the password from this file instead of standard input.
-        #[arg(long, value_name = "FILE")]
-        password_file: Option<PathBuf>,
-    },
     RotateKeys {
         /// Only add the next key, which verifies but does not sign yet.
         #[arg(long, conflicts_with = "promote")]
@@ -67,6 +57,27 @@ enum Command {
         /// Make the staged key the signing key and retire the current one.
         #[arg(long)]
         promote: bool,
+    },
+    /// Create the first administrator. The password is read from standard
+    /// input or a file, never from the command line, where process lists and
+    /// shell history show it.
+    CreateAdmin {
+        #[arg(long)]
+        email: String,
+        /// Read the password from this file instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// Grant admin to the account that has this email already; the
+        /// password given must be that account's own (anyone may have
+        /// registered the address first).
+        #[arg(long)]
+        promote_existing: bool,
+    },
+    /// Lift the login throttle of an account, admins included, without
+    /// the API.
+    UnlockAccount {
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -91,9 +102,26 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     match command {
         Command::CheckConfig => Ok(check_config(&config)?),
-        Command::CreateAdmin { email, password_file } => {
+        Command::CreateAdmin { email, password_file, promote_existing } => {
             telemetry::init(&config)?;
-            create_admin(&config, &email, password_file.as_deref()).await?;
+            let existing = if promote_existing {
+                ExistingAccount::PromoteWithItsPassword
+            } else {
+                ExistingAccount::Refuse
+            };
+            create_admin(&config, &email, password_file.as_deref(), existing).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::UnlockAccount { email } => {
+            telemetry::init(&config)?;
+            let email = Email::try_from(email).map_err(|reason| anyhow::anyhow!("--email {reason}"))?;
+            let pool = db::connect(&config).await?;
+            db::migrate(&pool).await?;
+            match accounts::unlock_by_email(&pool, &email).await {
+                Ok(id) => println!("lifted the login throttle of {email} ({id})"),
+                Err(AuthError::NoSuchUser) => bail!("no account has the email {email}"),
+                Err(err) => return Err(anyhow::Error::msg(err.to_string())),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::RotateKeys { stage, promote } => {
@@ -114,6 +142,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve => {
             refuse_unsafe_production(&config)?;
+            refuse_unchosen_development_exposure(&config)?;
             telemetry::init(&config)?;
             serve(config).await?;
             Ok(ExitCode::SUCCESS)
@@ -126,6 +155,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = db::connect(&config).await?;
     db::migrate(&pool).await?;
     let auth = Arc::new(Auth::new(&config).await?);
+    maintenance::spawn(pool.clone(), auth.clone());
     let config = Arc::new(config);
     let app = http::router(AppState { config: config.clone(), db: pool, auth });
     let server = Server::bind(&config, app)?;
@@ -143,7 +173,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server.run(server::shutdown_signal()).await
 }
 
-async fn create_admin(config: &Config, email: &str, password_file: Option<&Path>) -> anyhow::Result<()> {
+async fn create_admin(
+    config: &Config,
+    email: &str,
+    password_file: Option<&Path>,
+    existing: ExistingAccount,
+) -> anyhow::Result<()> {
     let email = Email::try_from(email.to_owned()).map_err(|reason| anyhow::anyhow!("--email {reason}"))?;
     let secret = if let Some(path) = password_file {
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
@@ -157,10 +192,18 @@ async fn create_admin(config: &Config, email: &str, password_file: Option<&Path>
     let pool = db::connect(config).await?;
     db::migrate(&pool).await?;
     let auth = Auth::new(config).await?;
-    match accounts::create_admin(&pool, &auth, &email, &password).await {
+    match accounts::create_admin(&pool, &auth, &email, &password, existing).await {
         Ok(AdminCreated::New(id)) => println!("created administrator {email} ({id})"),
         Ok(AdminCreated::Promoted(id)) => println!("granted admin to the existing account {email} ({id})"),
         Err(AuthError::WeakPassword { reason, .. }) => bail!("the password {reason}"),
+        Err(AuthError::AccountExists) => bail!(
+            "an account with the email {email} exists already. To make it an administrator, run again \
+             with --promote-existing and give that account's own password"
+        ),
+        Err(AuthError::WrongCurrentPassword) => {
+            bail!("that is not the password of the account {email}; nothing changed")
+        }
+        Err(AuthError::NoSuchUser) => bail!("no account has the email {email}: nothing to promote"),
         Err(err) => return Err(anyhow::Error::msg(err.to_string())),
     }
     Ok(())
@@ -173,6 +216,19 @@ fn refuse_unsafe_production(config: &Config) -> anyhow::Result<()> {
     if config.env == Environment::Production && !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(|p| format!("  - {}: {}", p.key, p.problem)).collect();
         bail!("refusing to start in production:\n{}", list.join("\n"));
+    }
+    Ok(())
+}
+
+/// Development mode is the default so that a laptop needs no settings; a
+/// service listening beyond loopback on that default was most likely
+/// deployed without `APP_ENV=production`.
+fn refuse_unchosen_development_exposure(config: &Config) -> anyhow::Result<()> {
+    if let Some(addr) = config.unchosen_development_exposure() {
+        bail!(
+            "refusing to listen on {addr} in development mode, which nobody chose: set APP_ENV=production \
+             for a deployment, or APP_ENV=development to run development settings on that address"
+        );
     }
     Ok(())
 }

@@ -28,9 +28,11 @@ pub enum ConfigError {
     Invalid { key: &'static str, problem: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
+    /// The default, so that a laptop needs no settings.
+    #[default]
     Development,
     Production,
 }
@@ -38,7 +40,12 @@ pub enum Environment {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    #[serde(default)]
     pub env: Environment,
+    /// Whether a file or variable set `env` (the defaults do not): only a
+    /// chosen development mode may listen beyond loopback.
+    #[serde(skip)]
+    pub env_chosen: bool,
     pub server: ServerConfig,
     pub tls: TlsConfig,
     pub database: DatabaseConfig,
@@ -77,6 +84,9 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     pub max_connections: u32,
     pub acquire_timeout_secs: u64,
+    /// PostgreSQL: lets production connect without verified TLS.
+    #[serde(default)]
+    pub allow_plaintext_on_private_network: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -91,8 +101,11 @@ pub struct AuthConfig {
     pub password_min_length: usize,
     #[serde(default)]
     pub max_concurrent_hashes: Option<usize>,
-    pub lockout_threshold: u32,
-    pub lockout_base_secs: u64,
+    #[serde(default)]
+    pub max_queued_hashes: Option<usize>,
+    pub throttle_per_address: u32,
+    pub throttle_per_account: u32,
+    pub throttle_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -108,6 +121,7 @@ pub struct OidcConfig {
     pub algorithms: Vec<String>,
     pub roles_claim: String,
     pub role_map: BTreeMap<String, Role>,
+    pub max_pending_logins: u32,
 }
 
 /// A secret setting (a client secret, …): usable through `expose`, never
@@ -189,7 +203,8 @@ impl Config {
     }
 
     pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let config: Self = figment.extract().map_err(|err| ConfigError::Load(describe(err)))?;
+        let mut config: Self = figment.extract().map_err(|err| ConfigError::Load(describe(err)))?;
+        config.env_chosen = figment.contains("env");
         config.validate()?;
         Ok(config)
     }
@@ -213,7 +228,7 @@ impl Config {
                 problem: "no certificate configured; only development generates a self-signed one",
             });
         }
-        if self.auth.keys_dir == Path::new(DEV_KEYS_DIR) {
+        if same_directory(&self.auth.keys_dir, Path::new(DEV_KEYS_DIR)) {
             problems.push(PostureProblem {
                 key: "auth.keys_dir",
                 problem: "points at the development key directory; mount production keys elsewhere",
@@ -231,7 +246,26 @@ impl Config {
                 problem: "every allowed origin must be https; a plain-HTTP page can be tampered with in transit",
             });
         }
+        if !self.database.allow_plaintext_on_private_network
+            && let Some(problem) = crate::db::insecure_transport(&self.database.url)
+        {
+            problems.push(PostureProblem { key: "database.url", problem });
+        }
         problems
+    }
+
+    /// The listener that development mode exposes beyond loopback when
+    /// nobody chose development mode: most likely a deployment that forgot
+    /// `APP_ENV=production`.
+    #[must_use]
+    pub fn unchosen_development_exposure(&self) -> Option<SocketAddr> {
+        if self.env != Environment::Development || self.env_chosen {
+            return None;
+        }
+        [Some(self.server.https_addr), self.server.http_redirect_addr]
+            .into_iter()
+            .flatten()
+            .find(|addr| !addr.ip().is_loopback())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -292,10 +326,16 @@ impl Config {
             "must be between 8 and 128",
         )?;
         check(auth.max_concurrent_hashes != Some(0), "auth.max_concurrent_hashes", "must be at least 1")?;
-        check(auth.lockout_threshold >= 1, "auth.lockout_threshold", "must be at least 1")?;
+        check(auth.max_queued_hashes != Some(0), "auth.max_queued_hashes", "must be at least 1")?;
+        check(auth.throttle_per_address >= 1, "auth.throttle_per_address", "must be at least 1")?;
         check(
-            (1..=86_400).contains(&auth.lockout_base_secs),
-            "auth.lockout_base_secs",
+            auth.throttle_per_account >= auth.throttle_per_address,
+            "auth.throttle_per_account",
+            "must be at least auth.throttle_per_address, or one address could lock the account",
+        )?;
+        check(
+            (1..=86_400).contains(&auth.throttle_window_secs),
+            "auth.throttle_window_secs",
             "must be between 1 and 86400",
         )?;
         self.validate_oidc()?;
@@ -345,6 +385,7 @@ impl Config {
             check(known, "oidc.algorithms", "lists an unknown or symmetric (HS*) algorithm")?;
         }
         check(!oidc.algorithms.is_empty(), "oidc.algorithms", "must not be empty")?;
+        check(oidc.max_pending_logins >= 1, "oidc.max_pending_logins", "must be at least 1")?;
         check(
             oidc.client_id.is_none() || oidc.scopes.iter().any(|scope| scope == "openid"),
             "oidc.scopes",
@@ -476,6 +517,27 @@ fn describe(error: figment::Error) -> String {
     problems.join("; ")
 }
 
+/// Whether two paths name the same directory, however they are written
+/// (`./data/jwt`, `data/jwt/`, or the absolute path): compared lexically,
+/// relative to the working directory, since neither need exist yet.
+fn same_directory(a: &Path, b: &Path) -> bool {
+    fn normalized(path: &Path) -> PathBuf {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let mut parts = PathBuf::new();
+        for component in absolute.components() {
+            match component {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    parts.pop();
+                }
+                other => parts.push(other),
+            }
+        }
+        parts
+    }
+    normalized(a) == normalized(b)
+}
+
 fn check(ok: bool, key: &'static str, problem: &str) -> Result<(), ConfigError> {
     if ok { Ok(()) } else { Err(ConfigError::Invalid { key, problem: problem.to_owned() }) }
 }
@@ -500,8 +562,52 @@ mod tests {
     fn defaults_are_not_fit_for_production() {
         let config = with("env", "production").expect("loads");
         let keys: Vec<_> = config.production_problems().iter().map(|p| p.key).collect();
-        assert_eq!(keys, ["tls.cert_path", "auth.keys_dir"]);
+        assert_eq!(keys[..2], ["tls.cert_path", "auth.keys_dir"]);
+        // The defaults' database connection is fit or not as the backend
+        // says (see its tests); the waiver silences exactly that problem.
+        let transport = crate::db::insecure_transport(&config.database.url).is_some();
+        assert_eq!(keys.contains(&"database.url"), transport, "{keys:?}");
+        let waived = Config::from_figment(
+            &Config::defaults()
+                .merge(("env", "production"))
+                .merge(("database.allow_plaintext_on_private_network", true)),
+        )
+        .expect("loads");
+        assert!(!waived.production_problems().iter().any(|p| p.key == "database.url"));
         assert_eq!(config.log_format(), LogFormat::Json);
+    }
+
+    #[test]
+    fn the_development_key_directory_is_caught_however_it_is_written() {
+        let cwd = std::env::current_dir().expect("cwd");
+        for spelling in ["data/jwt", "./data/jwt", "data/jwt/", "data//jwt", "data/other/../jwt"] {
+            assert!(same_directory(Path::new(spelling), Path::new(DEV_KEYS_DIR)), "{spelling}");
+        }
+        assert!(same_directory(&cwd.join("data/jwt"), Path::new(DEV_KEYS_DIR)));
+        assert!(!same_directory(Path::new("/etc/app/jwt"), Path::new(DEV_KEYS_DIR)));
+        let config = Config::from_figment(
+            &Config::defaults().merge(("env", "production")).merge(("auth.keys_dir", "./data/jwt/")),
+        )
+        .expect("loads");
+        assert!(config.production_problems().iter().any(|p| p.key == "auth.keys_dir"));
+    }
+
+    /// Only the defaults leave `env` unchosen; a listener beyond loopback in
+    /// unchosen development mode is reported, a chosen one is not.
+    #[test]
+    fn development_mode_beyond_loopback_must_be_chosen() {
+        let public = Config::from_figment(&Config::defaults().merge(("server.https_addr", "0.0.0.0:8443")))
+            .expect("loads");
+        assert!(!public.env_chosen);
+        assert_eq!(public.unchosen_development_exposure(), Some("0.0.0.0:8443".parse().expect("addr")));
+        let chosen = Config::from_figment(
+            &Config::defaults().merge(("server.https_addr", "0.0.0.0:8443")).merge(("env", "development")),
+        )
+        .expect("loads");
+        assert!(chosen.env_chosen);
+        assert_eq!(chosen.unchosen_development_exposure(), None);
+        let loopback = Config::from_figment(&Config::defaults()).expect("loads");
+        assert_eq!(loopback.unchosen_development_exposure(), None);
     }
 
     #[test]

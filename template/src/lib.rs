@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod maintenance;
 pub mod notes;
 pub mod server;
 pub mod telemetry;

@@ -1,5 +1,6 @@
 //! Listeners: HTTPS with rustls, an optional plain-HTTP listener that only
-//! redirects to HTTPS, and a graceful shutdown that drains in-flight requests.
+//! redirects to HTTPS (`http::https_redirect`), and a graceful shutdown that
+//! drains in-flight requests.
 
 use std::{
     future::Future,
@@ -9,15 +10,11 @@ use std::{
 };
 
 use anyhow::Context;
-use axum::{
-    Router,
-    http::{Uri, uri::PathAndQuery},
-    response::Redirect,
-};
+use axum::Router;
 use axum_server::{Handle, tls_rustls::RustlsConfig};
 use url::Url;
 
-use crate::{config::Config, tls};
+use crate::{config::Config, http, tls};
 
 /// How long a client may take to send its request headers (against
 /// slowloris-style connection exhaustion).
@@ -94,7 +91,7 @@ impl Server {
                 };
                 axum_server::from_tcp(listener)?
                     .handle(redirect_handle)
-                    .serve(redirect_to_https(public_url).into_make_service())
+                    .serve(http::https_redirect::router(public_url).into_make_service())
                     .await
             }
         };
@@ -122,21 +119,6 @@ fn listen(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
     Ok((listener, bound))
 }
 
-/// The plain-HTTP listener's only answer: a permanent redirect to the same
-/// path on `public_url`. The target host comes from configuration, never from
-/// the request's `Host` header, so the redirect cannot be pointed elsewhere.
-fn redirect_to_https(public_url: Url) -> Router {
-    Router::new().fallback(move |uri: Uri| {
-        let target = https_target(&public_url, &uri);
-        async move { Redirect::permanent(&target) }
-    })
-}
-
-fn https_target(public_url: &Url, uri: &Uri) -> String {
-    let path = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-    format!("{}{path}", public_url.as_str().trim_end_matches('/'))
-}
-
 /// Completes on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
 pub async fn shutdown_signal() {
     let interrupt = async {
@@ -158,19 +140,5 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => {},
         () = terminate => {},
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redirects_keep_path_and_query_but_never_the_requested_host() {
-        let public = Url::parse("https://api.example.com:8443").expect("url");
-        let absolute: Uri = "http://evil.example/notes?page=2".parse().expect("uri");
-        assert_eq!(https_target(&public, &absolute), "https://api.example.com:8443/notes?page=2");
-        let origin_form: Uri = "/healthz".parse().expect("uri");
-        assert_eq!(https_target(&public, &origin_form), "https://api.example.com:8443/healthz");
     }
 }

@@ -3,7 +3,10 @@
 use std::str::FromStr;
 
 use anyhow::Context;
-use sqlx::{migrate::MigrateDatabase, postgres::PgConnectOptions};
+use sqlx::{
+    migrate::MigrateDatabase,
+    postgres::{PgConnectOptions, PgSslMode},
+};
 
 use crate::config::{DatabaseUrl, Environment};
 
@@ -23,4 +26,37 @@ pub async fn prepare(url: &DatabaseUrl, env: Environment) -> anyhow::Result<()> 
         tracing::info!(database = %url.redacted(), "created the development database");
     }
     Ok(())
+}
+
+/// Why connections to `url` are unfit for production, if they are:
+/// anything short of TLS with the server's certificate and host name
+/// verified lets someone on the network read or change every query.
+#[must_use]
+pub fn insecure_transport(url: &DatabaseUrl) -> Option<&'static str> {
+    match connect_options(url).map(|options| options.get_ssl_mode()) {
+        Ok(PgSslMode::VerifyFull) => None,
+        _ => Some(
+            "connections must use TLS with the server verified: add sslmode=verify-full (and \
+             sslrootcert=...) to the URL, or, on a private network you trust, set \
+             database.allow_plaintext_on_private_network = true",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_verified_tls_is_a_secure_transport() {
+        let url = |text: &str| serde_json::from_value::<DatabaseUrl>(serde_json::json!(text)).expect("url");
+        for insecure in [
+            "postgres://db.internal/app",
+            "postgres://db.internal/app?sslmode=require",
+            "postgres://db.internal/app?sslmode=verify-ca",
+        ] {
+            assert!(insecure_transport(&url(insecure)).is_some(), "{insecure}");
+        }
+        assert_eq!(insecure_transport(&url("postgres://db.internal/app?sslmode=verify-full")), None);
+    }
 }

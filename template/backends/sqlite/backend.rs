@@ -27,3 +27,9 @@ pub async fn prepare(url: &DatabaseUrl, _env: Environment) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// A file on the service's own disk: there is no connection to protect.
+#[must_use]
+pub fn insecure_transport(_url: &DatabaseUrl) -> Option<&'static str> {
+    None
+}

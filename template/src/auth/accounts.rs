@@ -1,14 +1,16 @@
-//! Local accounts: registration, login with lockout, password changes.
+//! Local accounts: registration, login with throttling, password changes,
+//! and what administrators do to accounts.
 
-use std::time::Duration;
+use std::net::IpAddr;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
     Auth, AuthMethod,
-    password::Verification,
+    password::{Overloaded, Verification},
     sessions::{self, TokenPair},
+    throttle,
 };
 use crate::{
     authz::Role,
@@ -40,6 +42,10 @@ pub enum AuthError {
     NoSuchUser,
     #[error("this would leave no active admin")]
     LastAdmin,
+    #[error("an account with this email exists already")]
+    AccountExists,
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -70,31 +76,10 @@ impl From<AuthError> for ApiError {
             AuthError::LastAdmin => {
                 Self::Conflict("The last active admin cannot lose the admin role or be disabled.")
             }
+            AuthError::AccountExists => Self::Conflict("An account with this email exists already."),
+            AuthError::Overloaded(_) => Self::Overloaded,
             AuthError::Internal(err) => Self::Internal(err),
         }
-    }
-}
-
-/// How repeated failed logins lock an account: every `threshold` consecutive
-/// failures lock it, for `base` the first time and twice as long each time
-/// after, up to a day. A correct password works again once the lock expires.
-#[derive(Clone, Copy, Debug)]
-pub struct LockoutPolicy {
-    pub threshold: u32,
-    pub base: Duration,
-}
-
-const MAX_LOCK: Duration = Duration::from_hours(24);
-
-impl LockoutPolicy {
-    /// How long to lock after `failures` consecutive failures, if at all.
-    #[must_use]
-    pub fn lock_for(&self, failures: u32) -> Option<Duration> {
-        if failures == 0 || !failures.is_multiple_of(self.threshold) {
-            return None;
-        }
-        let doublings = (failures / self.threshold - 1).min(16);
-        Some(self.base.saturating_mul(1 << doublings).min(MAX_LOCK))
     }
 }
 
@@ -117,7 +102,7 @@ pub async fn register(db: &Pool, auth: &Auth, registration: Registration) -> Res
     auth.policy
         .check(&registration.password, &registration.email)
         .map_err(|reason| AuthError::WeakPassword { field: "password", reason })?;
-    let hash = auth.hasher.hash(&registration.password).await?;
+    let hash = auth.hasher.admit()?.hash(&registration.password).await?;
     let roles = [Role::User];
     let user = db::users::insert(
         db,
@@ -135,80 +120,73 @@ pub async fn register(db: &Pool, auth: &Auth, registration: Registration) -> Res
 
 /// Checks the credentials and starts a session.
 ///
-/// An unknown email, a wrong password, a locked and a disabled account all
-/// answer `InvalidCredentials`, and each costs one password hash, so neither
-/// the answer nor its timing tells an attacker which accounts exist.
+/// An unknown email, a wrong password, a disabled account and a throttled
+/// check (see `throttle`) all answer `InvalidCredentials`, and each costs
+/// one password hash, so neither the answer nor its timing tells an attacker
+/// which accounts exist or whether the throttle holds.
 pub async fn login(
     db: &Pool,
     auth: &Auth,
     email: &Email,
     password: &Password,
+    client: IpAddr,
 ) -> Result<TokenPair, AuthError> {
-    let user = db::users::find_by_email(db, email).await?;
-    let now = OffsetDateTime::now_utc();
-    let usable = user
-        .as_ref()
-        .filter(|user| user.disabled_at.is_none() && user.locked_until.is_none_or(|until| until <= now));
-    let verification =
-        auth.hasher.verify(password, usable.and_then(|user| user.password_hash.as_deref())).await?;
-    let Some(user) = usable else {
-        if let Some(user) = &user {
-            tracing::info!(user_id = %user.id, "login refused: account locked or disabled");
-        }
+    let hashing = auth.hasher.admit()?;
+    let user = db::users::find_by_email(db, email).await?.filter(|user| user.disabled_at.is_none());
+    let checked = match &user {
+        Some(user) => auth.throttle.reserve(db, user.id, client).await?,
+        None => false,
+    };
+    let stored = user.as_ref().filter(|_| checked).and_then(|user| user.password_hash.as_deref());
+    let verification = hashing.verify(password, stored).await?;
+    let Some(user) = user.filter(|_| checked) else {
         return Err(AuthError::InvalidCredentials);
     };
-    match verification {
-        Verification::Mismatch => {
-            record_failure(db, auth, user.id).await?;
-            Err(AuthError::InvalidCredentials)
-        }
-        Verification::Match | Verification::MatchNeedsRehash => {
-            if verification == Verification::MatchNeedsRehash {
-                let upgraded = auth.hasher.hash(password).await?;
-                db::users::set_password_hash(db, user.id, &upgraded).await?;
-                tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
-            }
-            if user.failed_logins > 0 || user.locked_until.is_some() {
-                db::users::clear_failed_logins(db, user.id).await?;
-            }
-            sessions::start(db, auth, user.id, AuthMethod::Password).await
-        }
+    if verification == Verification::Mismatch {
+        // The reserved check stays counted: it was a failed guess.
+        return Err(AuthError::InvalidCredentials);
     }
+    auth.throttle.succeeded(db, user.id, client).await?;
+    if verification == Verification::MatchNeedsRehash {
+        let upgraded = hashing.hash(password).await?;
+        db::users::set_password_hash(db, user.id, &upgraded).await?;
+        tracing::info!(user_id = %user.id, "password hash upgraded to current parameters");
+    }
+    sessions::start(db, auth, user.id, AuthMethod::Password).await
 }
 
-async fn record_failure(db: &Pool, auth: &Auth, user_id: Uuid) -> Result<(), AuthError> {
-    let failures = db::users::count_failed_login(db, user_id).await?;
-    if let Some(lock) = auth.lockout.lock_for(u32::try_from(failures).unwrap_or(u32::MAX)) {
-        db::users::lock_until(db, user_id, OffsetDateTime::now_utc() + lock).await?;
-        tracing::warn!(%user_id, failures, lock_secs = lock.as_secs(), "account locked after failed logins");
-    }
-    Ok(())
-}
-
-/// Changes the password of a signed-in user and ends all their sessions, so
-/// that a thief holding a refresh token is locked out too.
+/// Changes the password of a signed-in user and ends all their sessions and
+/// access tokens, so that a thief holding either is locked out too.
+///
+/// The current password is checked under the login throttle: a stolen
+/// access token must become neither an oracle for guessing the password nor
+/// a way to lock its owner out.
 pub async fn change_password(
     db: &Pool,
     auth: &Auth,
     user_id: Uuid,
+    client: IpAddr,
     current: &Password,
     new: &Password,
 ) -> Result<(), AuthError> {
+    let hashing = auth.hasher.admit()?;
     let user = db::users::find_by_id(db, user_id).await?.ok_or(AuthError::UnknownAccount)?;
-    let verification = auth.hasher.verify(current, user.password_hash.as_deref()).await?;
-    if verification == Verification::Mismatch {
-        // Counted like a failed login: a stolen access token must not become
-        // an oracle for guessing the password.
-        record_failure(db, auth, user.id).await?;
+    let checked = auth.throttle.reserve(db, user_id, client).await?;
+    let stored = user.password_hash.as_deref().filter(|_| checked);
+    if hashing.verify(current, stored).await? == Verification::Mismatch {
         return Err(AuthError::WrongCurrentPassword);
     }
+    auth.throttle.succeeded(db, user_id, client).await?;
     let email = Email::try_from(user.email).map_err(|reason| anyhow::anyhow!("stored email: {reason}"))?;
     auth.policy
         .check(new, &email)
         .map_err(|reason| AuthError::WeakPassword { field: "new_password", reason })?;
-    let hash = auth.hasher.hash(new).await?;
-    db::users::set_password_hash(db, user_id, &hash).await?;
-    sessions::end_all(db, user_id).await
+    let hash = hashing.hash(new).await?;
+    let mut tx = db.begin().await?;
+    sessions::end_all_in(&mut tx, user_id).await?;
+    db::users::set_password_hash(&mut *tx, user_id, &hash).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The caller's own account.
@@ -246,34 +224,57 @@ pub async fn page_for_admin(
 
 /// Gives the user exactly `roles` (plus `user`, which every account holds).
 /// Refused when it would take the admin role from the last active admin.
+/// The check and the change are one step under the admin lock.
 pub async fn set_roles(db: &Pool, user_id: Uuid, roles: &[Role]) -> Result<AdminView, AuthError> {
-    let user = db::users::find_by_id(db, user_id).await?.ok_or(AuthError::NoSuchUser)?;
     let mut roles = roles.to_vec();
     roles.push(Role::User);
     roles.sort();
     roles.dedup();
-    let current = db::users::roles(db, user_id).await?;
+    let mut tx = db.begin().await?;
+    db::users::lock_admin_changes(&mut tx).await?;
+    let user = db::users::find_by_id(&mut *tx, user_id).await?.ok_or(AuthError::NoSuchUser)?;
+    let current = db::users::roles(&mut *tx, user_id).await?;
     let demotes_admin = current.contains(&Role::Admin) && !roles.contains(&Role::Admin);
-    if demotes_admin && user.disabled_at.is_none() && db::users::count_active_admins(db).await? <= 1 {
+    if demotes_admin && user.disabled_at.is_none() && db::users::count_active_admins(&mut tx).await? <= 1 {
         return Err(AuthError::LastAdmin);
     }
-    db::users::set_roles(db, user_id, &roles).await?;
+    db::users::set_roles(&mut tx, user_id, &roles).await?;
+    tx.commit().await?;
     tracing::info!(%user_id, roles = ?roles, "roles changed by an administrator");
-    admin_view(db, user).await
+    Ok(AdminView { disabled: user.disabled_at.is_some(), account: account(user, roles) })
 }
 
 /// Disables an account and ends its sessions at once: its refresh tokens are
-/// revoked, and its access tokens fail the per-request account check.
+/// revoked, and its access tokens fail the per-request account check. The
+/// last-admin check and the change are one step under the admin lock.
 pub async fn disable(db: &Pool, user_id: Uuid) -> Result<(), AuthError> {
-    let user = db::users::find_by_id(db, user_id).await?.ok_or(AuthError::NoSuchUser)?;
-    let is_admin = db::users::roles(db, user_id).await?.contains(&Role::Admin);
-    if is_admin && user.disabled_at.is_none() && db::users::count_active_admins(db).await? <= 1 {
+    let mut tx = db.begin().await?;
+    db::users::lock_admin_changes(&mut tx).await?;
+    let user = db::users::find_by_id(&mut *tx, user_id).await?.ok_or(AuthError::NoSuchUser)?;
+    let is_admin = db::users::roles(&mut *tx, user_id).await?.contains(&Role::Admin);
+    if is_admin && user.disabled_at.is_none() && db::users::count_active_admins(&mut tx).await? <= 1 {
         return Err(AuthError::LastAdmin);
     }
-    db::users::disable(db, user_id).await?;
-    sessions::end_all(db, user_id).await?;
+    db::users::disable(&mut tx, user_id).await?;
+    sessions::end_all_in(&mut tx, user_id).await?;
+    tx.commit().await?;
     tracing::warn!(%user_id, "account disabled by an administrator; sessions revoked");
     Ok(())
+}
+
+/// Lifts the login throttle of an account (see `throttle`).
+pub async fn unlock(db: &Pool, user_id: Uuid) -> Result<(), AuthError> {
+    db::users::find_by_id(db, user_id).await?.ok_or(AuthError::NoSuchUser)?;
+    throttle::unlock(db, user_id).await?;
+    tracing::info!(%user_id, "login throttle lifted");
+    Ok(())
+}
+
+/// `unlock`, for the account with this email (the command line).
+pub async fn unlock_by_email(db: &Pool, email: &Email) -> Result<Uuid, AuthError> {
+    let user = db::users::find_by_email(db, email).await?.ok_or(AuthError::NoSuchUser)?;
+    unlock(db, user.id).await?;
+    Ok(user.id)
 }
 
 /// What `create-admin` did.
@@ -283,24 +284,44 @@ pub enum AdminCreated {
     Promoted(Uuid),
 }
 
-/// Creates an administrator account, or grants `admin` to the existing
-/// account with this email (its password is then left unchanged).
+/// Whether `create-admin` may make an existing account an administrator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExistingAccount {
+    Refuse,
+    /// Promote it, if `password` is that account's own password.
+    PromoteWithItsPassword,
+}
+
+/// Creates an administrator account. An account that exists already (which
+/// anyone may have registered first) is promoted only when asked for
+/// explicitly and proven with that account's own password.
 pub async fn create_admin(
     db: &Pool,
     auth: &Auth,
     email: &Email,
     password: &Password,
+    existing: ExistingAccount,
 ) -> Result<AdminCreated, AuthError> {
+    let hashing = auth.hasher.admit()?;
     if let Some(user) = db::users::find_by_email(db, email).await? {
+        if existing == ExistingAccount::Refuse {
+            return Err(AuthError::AccountExists);
+        }
+        if hashing.verify(password, user.password_hash.as_deref()).await? == Verification::Mismatch {
+            return Err(AuthError::WrongCurrentPassword);
+        }
         let mut roles = db::users::roles(db, user.id).await?;
         roles.push(Role::Admin);
         set_roles(db, user.id, &roles).await?;
         return Ok(AdminCreated::Promoted(user.id));
     }
+    if existing == ExistingAccount::PromoteWithItsPassword {
+        return Err(AuthError::NoSuchUser);
+    }
     auth.policy
         .check(password, email)
         .map_err(|reason| AuthError::WeakPassword { field: "password", reason })?;
-    let hash = auth.hasher.hash(password).await?;
+    let hash = hashing.hash(password).await?;
     let user = db::users::insert(
         db,
         NewUser { email, display_name: None, password_hash: Some(&hash), roles: &[Role::User, Role::Admin] },
@@ -323,21 +344,5 @@ fn account(user: UserRow, roles: Vec<Role>) -> Account {
         display_name: user.display_name,
         roles,
         created_at: user.created_at,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lockouts_start_at_the_threshold_and_double() {
-        let policy = LockoutPolicy { threshold: 5, base: Duration::from_mins(1) };
-        assert_eq!(policy.lock_for(4), None);
-        assert_eq!(policy.lock_for(5), Some(Duration::from_mins(1)));
-        assert_eq!(policy.lock_for(6), None);
-        assert_eq!(policy.lock_for(10), Some(Duration::from_mins(2)));
-        assert_eq!(policy.lock_for(15), Some(Duration::from_mins(4)));
-        assert_eq!(policy.lock_for(5 * 40), Some(MAX_LOCK), "capped at a day");
     }
 }

@@ -3,7 +3,8 @@
 //! - `password`: argon2id hashing and the policy for new passwords;
 //! - `keys` and `tokens`: the Ed25519 keys and the access tokens they sign;
 //! - `sessions`: refresh-token families with rotation and reuse detection;
-//! - `accounts`: registration, login with lockout, password changes;
+//! - `accounts`: registration, login, password changes, administration;
+//! - `throttle`: how often an account's password may be checked, per client;
 //! - `oidc`: login at an OpenID Connect provider, and its access tokens;
 //! - `principal`: the extractor that turns a bearer token into a `Principal`.
 
@@ -13,6 +14,7 @@ pub mod oidc;
 pub mod password;
 mod principal;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 
 use std::{
@@ -28,10 +30,15 @@ pub use self::{
     principal::{AuthMethod, Principal, Subject},
 };
 use self::{
-    accounts::LockoutPolicy, keys::KeySet, oidc::Oidc, password::PasswordHasher, password::PasswordPolicy,
-    sessions::SessionPolicy, tokens::Tokens,
+    keys::KeySet, oidc::Oidc, password::PasswordHasher, password::PasswordPolicy, sessions::SessionPolicy,
+    throttle::ThrottlePolicy, tokens::Tokens,
 };
 use crate::config::Config;
+
+/// Password checks that may wait per hash running, unless configured: a
+/// wait of a few hashes is short, and a longer queue only holds requests
+/// that would time out.
+const QUEUED_HASHES_PER_HASH: usize = 4;
 
 /// Everything authentication needs, built once at start-up and shared.
 pub struct Auth {
@@ -39,7 +46,7 @@ pub struct Auth {
     pub hasher: PasswordHasher,
     pub policy: PasswordPolicy,
     pub sessions: SessionPolicy,
-    pub lockout: LockoutPolicy,
+    pub throttle: ThrottlePolicy,
     /// The OpenID Connect provider, when one is configured.
     pub oidc: Option<Oidc>,
 }
@@ -51,24 +58,27 @@ impl Auth {
         let hashes = auth
             .max_concurrent_hashes
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from));
+        let queued = auth.max_queued_hashes.unwrap_or(hashes * QUEUED_HASHES_PER_HASH);
         Ok(Self {
             tokens: Tokens::new(keys, config.issuer(), config.audience(), auth.access_token_ttl()),
-            hasher: PasswordHasher::new(hashes).await?,
+            hasher: PasswordHasher::new(hashes, queued).await?,
             policy: PasswordPolicy { min_chars: auth.password_min_length },
             sessions: SessionPolicy {
                 idle_timeout: Duration::from_secs(auth.refresh_idle_timeout_secs),
                 lifetime: Duration::from_secs(auth.refresh_lifetime_secs),
             },
-            lockout: LockoutPolicy {
-                threshold: auth.lockout_threshold,
-                base: Duration::from_secs(auth.lockout_base_secs),
+            throttle: ThrottlePolicy {
+                per_address: auth.throttle_per_address,
+                per_account: auth.throttle_per_account,
+                window: Duration::from_secs(auth.throttle_window_secs),
             },
             oidc: Oidc::from_config(config)?,
         })
     }
 }
 
-pub(crate) fn unix_now() -> u64 {
+#[must_use]
+pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
 }
 

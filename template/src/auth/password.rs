@@ -11,7 +11,7 @@ use argon2::{
     Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version,
     password_hash::phc::PasswordHash,
 };
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::domain::{Email, Password};
 
@@ -24,15 +24,30 @@ const LANES: u32 = 1;
 ///
 /// Each hash takes tens of milliseconds of CPU and 19 MiB of memory, so it
 /// runs on the blocking pool, never on an async worker, and at most
-/// `max_concurrent` run at once: a login storm queues up (bounded by the
-/// request timeout) instead of starving every other request of CPU and RAM.
+/// `max_concurrent` run at once. Before any work, a request must be
+/// admitted (`admit`): at most `max_queued` more may wait for their turn,
+/// and a request beyond that is refused at once, so a login flood is shed
+/// instead of holding request slots that every other route needs.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    running: Arc<Semaphore>,
+    admitted: Arc<Semaphore>,
     /// A real hash of a random password: verified when the account does not
     /// exist, so that "no such user" takes as long as "wrong password".
     dummy_hash: Arc<str>,
+}
+
+/// Too many password checks are running or waiting; retry shortly.
+#[derive(Debug, thiserror::Error)]
+#[error("too many password checks at once")]
+pub struct Overloaded;
+
+/// A request's place among the password checks: hashing and verifying go
+/// through it, and the place is given back when it is dropped.
+pub struct Admitted<'a> {
+    hasher: &'a PasswordHasher,
+    _place: OwnedSemaphorePermit,
 }
 
 /// The outcome of checking a password against a stored hash.
@@ -46,53 +61,24 @@ pub enum Verification {
 }
 
 impl PasswordHasher {
-    pub async fn new(max_concurrent: usize) -> anyhow::Result<Self> {
+    pub async fn new(max_concurrent: usize, max_queued: usize) -> anyhow::Result<Self> {
         let params = Params::new(MEMORY_KIB, PASSES, LANES, None).context("argon2 parameters")?;
-        let mut hasher = Self {
+        let running = max_concurrent.max(1);
+        let hasher = Self {
             params,
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            running: Arc::new(Semaphore::new(running)),
+            admitted: Arc::new(Semaphore::new(running + max_queued.max(1))),
             dummy_hash: Arc::from(""),
         };
-        let random = uuid::Uuid::new_v4().to_string();
-        hasher.dummy_hash = Arc::from(hasher.hash_str(random).await?);
-        Ok(hasher)
+        let dummy_hash = hasher.admit()?.hash_str(uuid::Uuid::new_v4().to_string()).await?;
+        Ok(Self { dummy_hash: Arc::from(dummy_hash), ..hasher })
     }
 
-    /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) that records the
-    /// parameters, so they can be raised later without breaking old hashes.
-    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
-        self.hash_str(password.expose().to_owned()).await
-    }
-
-    async fn hash_str(&self, password: String) -> anyhow::Result<String> {
-        let argon2 = self.argon2();
-        self.run_blocking(move || {
-            argon2
-                .hash_password(password.as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(|err| anyhow::anyhow!("hashing a password: {err}"))
-        })
-        .await
-    }
-
-    /// Checks `password` against `stored`, or against a dummy hash when there
-    /// is no stored hash (unknown account, or one that only signs in through
-    /// an identity provider), taking the same time either way.
-    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> anyhow::Result<Verification> {
-        let known = stored.is_some();
-        let stored = stored.map_or_else(|| self.dummy_hash.to_string(), str::to_owned);
-        let password = password.expose().to_owned();
-        let argon2 = self.argon2();
-        let current = self.params.clone();
-        self.run_blocking(move || {
-            let hash =
-                PasswordHash::new(&stored).map_err(|err| anyhow::anyhow!("stored hash is not PHC: {err}"))?;
-            if argon2.verify_password(password.as_bytes(), &hash).is_err() || !known {
-                return Ok(Verification::Mismatch);
-            }
-            Ok(if is_current(&hash, &current) { Verification::Match } else { Verification::MatchNeedsRehash })
-        })
-        .await
+    /// A place among the password checks, or `Overloaded` when every place
+    /// is taken. Never waits.
+    pub fn admit(&self) -> Result<Admitted<'_>, Overloaded> {
+        let place = self.admitted.clone().try_acquire_owned().map_err(|_| Overloaded)?;
+        Ok(Admitted { hasher: self, _place: place })
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -103,12 +89,58 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let permit = self.permits.clone().acquire_owned().await?;
+        let permit = self.running.clone().acquire_owned().await?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work()
         })
         .await?
+    }
+}
+
+impl Admitted<'_> {
+    /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`) that records the
+    /// parameters, so they can be raised later without breaking old hashes.
+    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+        self.hash_str(password.expose().to_owned()).await
+    }
+
+    async fn hash_str(&self, password: String) -> anyhow::Result<String> {
+        let argon2 = self.hasher.argon2();
+        self.hasher
+            .run_blocking(move || {
+                argon2
+                    .hash_password(password.as_bytes())
+                    .map(|hash| hash.to_string())
+                    .map_err(|err| anyhow::anyhow!("hashing a password: {err}"))
+            })
+            .await
+    }
+
+    /// Checks `password` against `stored`, or against a dummy hash when there
+    /// is no stored hash (unknown account, one that only signs in through an
+    /// identity provider, or a check the throttle refused), taking the same
+    /// time either way.
+    pub async fn verify(&self, password: &Password, stored: Option<&str>) -> anyhow::Result<Verification> {
+        let known = stored.is_some();
+        let stored = stored.map_or_else(|| self.hasher.dummy_hash.to_string(), str::to_owned);
+        let password = password.expose().to_owned();
+        let argon2 = self.hasher.argon2();
+        let current = self.hasher.params.clone();
+        self.hasher
+            .run_blocking(move || {
+                let hash = PasswordHash::new(&stored)
+                    .map_err(|err| anyhow::anyhow!("stored hash is not PHC: {err}"))?;
+                if argon2.verify_password(password.as_bytes(), &hash).is_err() || !known {
+                    return Ok(Verification::Mismatch);
+                }
+                Ok(if is_current(&hash, &current) {
+                    Verification::Match
+                } else {
+                    Verification::MatchNeedsRehash
+                })
+            })
+            .await
     }
 }
 
@@ -187,7 +219,8 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
-        let hasher = PasswordHasher::new(2).await.expect("hasher");
+        let hasher = PasswordHasher::new(2, 4).await.expect("hasher");
+        let hasher = hasher.admit().expect("admitted");
         let hash = hasher.hash(&password("correct horse battery")).await.expect("hash");
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
         let right = hasher.verify(&password("correct horse battery"), Some(&hash)).await.expect("verify");
@@ -208,8 +241,13 @@ mod tests {
         .hash_password(b"correct horse battery")
         .expect("hash")
         .to_string();
-        let hasher = PasswordHasher::new(1).await.expect("hasher");
-        let outcome = hasher.verify(&password("correct horse battery"), Some(&weak)).await.expect("verify");
+        let hasher = PasswordHasher::new(1, 1).await.expect("hasher");
+        let outcome = hasher
+            .admit()
+            .expect("admitted")
+            .verify(&password("correct horse battery"), Some(&weak))
+            .await
+            .expect("verify");
         assert_eq!(outcome, Verification::MatchNeedsRehash);
     }
 
@@ -219,7 +257,7 @@ mod tests {
     async fn no_more_hashes_than_permits_run_at_once() {
         use std::sync::atomic::{AtomicUsize, Ordering};
 
-        let hasher = PasswordHasher::new(2).await.expect("hasher");
+        let hasher = PasswordHasher::new(2, 4).await.expect("hasher");
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..6)
@@ -242,5 +280,17 @@ mod tests {
             task.await.expect("joined").expect("ran");
         }
         assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    /// Admission never waits: with every running and waiting place taken,
+    /// the next request is refused at once, and admitted again as soon as a
+    /// place is given back.
+    #[tokio::test]
+    async fn admission_beyond_the_queue_is_refused_at_once() {
+        let hasher = PasswordHasher::new(1, 2).await.expect("hasher");
+        let places: Vec<_> = (0..3).map(|_| hasher.admit().expect("a place")).collect();
+        assert!(hasher.admit().is_err(), "one running and two waiting: the fourth is refused");
+        drop(places);
+        assert!(hasher.admit().is_ok());
     }
 }

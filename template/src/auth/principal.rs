@@ -5,7 +5,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{AppState, authz::Role, db, http::ApiError};
+use crate::{
+    AppState,
+    authz::{self, Role},
+    db::{self, Pool},
+    http::ApiError,
+};
 
 /// How the caller proved who they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
@@ -104,10 +109,28 @@ impl FromRequestParts<AppState> for Principal {
         let auth = &state.auth;
         let principal = match &auth.oidc {
             Some(oidc) if !auth.tokens.is_ours(token) => {
-                oidc.principal(&state.db, token).await.map_err(|err| {
+                let caller = oidc.verify_access_token(&state.db, token).await.map_err(|err| {
                     tracing::info!(reason = format!("{err:#}"), "provider access token refused");
                     ApiError::InvalidToken
-                })?
+                })?;
+                match caller.account {
+                    Some(user_id) => {
+                        // The provider's token is the provider's to revoke;
+                        // here the account must be active, with its roles.
+                        let granted = Granted { session: None, roles: caller.roles, scopes: caller.scopes };
+                        for_account(&state.db, user_id, granted, AuthMethod::ProviderToken).await?
+                    }
+                    None => Self {
+                        subject: Subject::External(caller.subject),
+                        roles: caller.roles,
+                        scopes: caller.scopes,
+                        method: if caller.client_credentials {
+                            AuthMethod::ClientCredentials
+                        } else {
+                            AuthMethod::ProviderToken
+                        },
+                    },
+                }
             }
             _ => {
                 let claims = auth.tokens.verify(token).map_err(|rejection| {
@@ -115,24 +138,61 @@ impl FromRequestParts<AppState> for Principal {
                     ApiError::InvalidToken
                 })?;
                 let user_id = claims.sub.parse().map_err(|_| ApiError::InvalidToken)?;
-                // One indexed lookup per request buys immediate effect for
-                // disabling an account, which a stateless token cannot give.
-                if !db::users::is_active(&state.db, user_id).await? {
-                    tracing::info!(%user_id, "access token of a disabled or deleted account refused");
-                    return Err(ApiError::InvalidToken);
-                }
-                Self {
-                    subject: Subject::User(user_id),
-                    roles: claims.roles.iter().filter_map(|name| Role::parse(name)).collect(),
-                    scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
-                    method: AuthMethod::from_amr(&claims.amr).ok_or(ApiError::InvalidToken)?,
-                }
+                let session = claims.sid.parse().map_err(|_| ApiError::InvalidToken)?;
+                let method = AuthMethod::from_amr(&claims.amr).ok_or(ApiError::InvalidToken)?;
+                let scopes = claims.scope.split_whitespace().map(str::to_owned).collect();
+                // The token's own roles are ignored: the account's count.
+                let granted = Granted { session: Some(session), roles: Vec::new(), scopes };
+                for_account(&state.db, user_id, granted, method).await?
             }
         };
         // Verified once per request, however many extractors ask.
         parts.extensions.insert(principal.clone());
         Ok(principal)
     }
+}
+
+/// What a verified token grants before the account has its say.
+struct Granted {
+    /// The session this service issued the token in, which must be live.
+    session: Option<Uuid>,
+    /// Roles from outside the account (a provider's `role_map`).
+    roles: Vec<Role>,
+    scopes: Vec<String>,
+}
+
+/// The principal for a token of an account, as the account stands now.
+///
+/// One indexed query per request buys what a stateless token cannot give:
+/// disabling an account, ending its session (logout, logout-all, a password
+/// change) or a demotion takes effect at once. Roles are the account's
+/// current ones (plus any granted from outside); scopes stay as issued but
+/// only those the roles allow.
+async fn for_account(
+    db: &Pool,
+    user_id: Uuid,
+    granted: Granted,
+    method: AuthMethod,
+) -> Result<Principal, ApiError> {
+    let Some(account) = db::users::access_state(db, user_id, granted.session).await? else {
+        tracing::info!(%user_id, "token of a deleted account refused");
+        return Err(ApiError::InvalidToken);
+    };
+    if account.disabled {
+        tracing::info!(%user_id, "token of a disabled account refused");
+        return Err(ApiError::InvalidToken);
+    }
+    if granted.session.is_some() && !account.session_live {
+        tracing::info!(%user_id, "token of an ended session refused");
+        return Err(ApiError::InvalidToken);
+    }
+    let mut roles = account.roles;
+    roles.extend(granted.roles);
+    roles.sort();
+    roles.dedup();
+    let allowed = authz::scopes_for(&roles);
+    let scopes = granted.scopes.into_iter().filter(|scope| allowed.contains(scope)).collect();
+    Ok(Principal { subject: Subject::User(user_id), roles, scopes, method })
 }
 
 /// The token of an `Authorization: Bearer …` header (scheme case-insensitive,

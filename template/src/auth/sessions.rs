@@ -7,6 +7,16 @@
 //! was robbed, so the whole family is revoked and everyone holding one of
 //! its tokens must log in again (OAuth 2.0 Security BCP, section 4.14).
 //! Revocation lives in the database, so it holds at once on every instance.
+//!
+//! Every change to an account's sessions (a rotation, a revocation) first
+//! locks the account's row (`db::users::lock`), so that a refresh in flight
+//! and a revocation of the same account run one after the other: a refresh
+//! can never slip a new token past a logout-all that ran at the same time.
+//!
+//! Access tokens name their session (`sid`, the family) and are refused once
+//! it is revoked (checked on every request, see `principal`): a logout, a
+//! logout-all, a password change, a detected reuse end the access tokens of
+//! the sessions they end, not only their refresh tokens.
 
 use std::time::Duration;
 
@@ -18,7 +28,7 @@ use uuid::Uuid;
 use super::{AuthError, AuthMethod, random_token, sha256, tokens::Grant};
 use crate::{
     authz,
-    db::{self, Pool, refresh_tokens::NewRefreshToken},
+    db::{self, Pool, Tx, refresh_tokens::NewRefreshToken},
 };
 
 /// How long sessions last.
@@ -52,10 +62,11 @@ pub async fn start(
     let now = OffsetDateTime::now_utc();
     let family_expires_at = now + auth.sessions.lifetime;
     let (refresh_token, token_hash) = new_refresh_token()?;
+    let family_id = Uuid::new_v4();
     db::refresh_tokens::insert(
         db,
         NewRefreshToken {
-            family_id: Uuid::new_v4(),
+            family_id,
             user_id,
             token_hash: &token_hash,
             auth_method: method.as_str(),
@@ -64,20 +75,29 @@ pub async fn start(
         },
     )
     .await?;
-    token_pair(db, auth, user_id, method, refresh_token).await
+    token_pair(db, auth, user_id, family_id, method, refresh_token).await
 }
 
 /// Exchanges a refresh token for a new pair, detecting reuse.
 pub async fn refresh(db: &Pool, auth: &super::Auth, presented: &str) -> Result<TokenPair, AuthError> {
-    let token_hash = sha256(presented);
-    let Some(row) = db::refresh_tokens::find_by_hash(db, &token_hash).await? else {
+    let Some(found) = db::refresh_tokens::find_by_hash(db, &sha256(presented)).await? else {
         return Err(AuthError::InvalidRefreshToken);
     };
+    let mut tx = db.begin().await?;
+    let Some(disabled) = db::users::lock(&mut tx, found.user_id).await? else {
+        return Err(AuthError::InvalidRefreshToken);
+    };
+    // Read again under the lock: a revocation may have committed meanwhile.
+    let row =
+        db::refresh_tokens::find_by_id(&mut *tx, found.id).await?.ok_or(AuthError::InvalidRefreshToken)?;
     if row.revoked_at.is_some() {
         return Err(AuthError::InvalidRefreshToken);
     }
     if row.used_at.is_some() {
-        return Err(reuse_detected(db, row.family_id, row.user_id).await);
+        tracing::warn!(user_id = %row.user_id, family_id = %row.family_id, "refresh token reuse detected: revoking the session");
+        db::refresh_tokens::revoke_family(&mut *tx, row.family_id).await?;
+        tx.commit().await?;
+        return Err(AuthError::InvalidRefreshToken);
     }
     let now = OffsetDateTime::now_utc();
     let Some(method) = AuthMethod::parse(&row.auth_method) else {
@@ -86,18 +106,15 @@ pub async fn refresh(db: &Pool, auth: &super::Auth, presented: &str) -> Result<T
     if row.expires_at <= now || row.family_expires_at <= now {
         return Err(AuthError::InvalidRefreshToken);
     }
-    let active = db::users::find_by_id(db, row.user_id).await?.is_some_and(|user| user.disabled_at.is_none());
-    if !active {
-        db::refresh_tokens::revoke_family(db, row.family_id).await?;
+    if disabled {
+        db::refresh_tokens::revoke_family(&mut *tx, row.family_id).await?;
+        tx.commit().await?;
         return Err(AuthError::InvalidRefreshToken);
     }
 
     let (refresh_token, new_hash) = new_refresh_token()?;
-    let mut tx = db.begin().await?;
     if !db::refresh_tokens::mark_used(&mut *tx, row.id).await? {
-        // Another request exchanged this token a moment ago: a replay.
-        tx.rollback().await?;
-        return Err(reuse_detected(db, row.family_id, row.user_id).await);
+        return Err(AuthError::InvalidRefreshToken);
     }
     db::refresh_tokens::insert(
         &mut *tx,
@@ -112,44 +129,55 @@ pub async fn refresh(db: &Pool, auth: &super::Auth, presented: &str) -> Result<T
     )
     .await?;
     tx.commit().await?;
-    token_pair(db, auth, row.user_id, method, refresh_token).await
+    token_pair(db, auth, row.user_id, row.family_id, method, refresh_token).await
 }
 
 /// Ends the session the token belongs to. Unknown tokens are ignored: logout
 /// is idempotent and tells nothing about which tokens exist.
 pub async fn end(db: &Pool, presented: &str) -> Result<(), AuthError> {
     if let Some(row) = db::refresh_tokens::find_by_hash(db, &sha256(presented)).await? {
-        db::refresh_tokens::revoke_family(db, row.family_id).await?;
+        let mut tx = db.begin().await?;
+        db::users::lock(&mut tx, row.user_id).await?;
+        db::refresh_tokens::revoke_family(&mut *tx, row.family_id).await?;
+        tx.commit().await?;
     }
     Ok(())
 }
 
-/// Ends every session of a user.
+/// Ends every session of a user, with their access tokens.
 pub async fn end_all(db: &Pool, user_id: Uuid) -> Result<(), AuthError> {
-    db::refresh_tokens::revoke_user(db, user_id).await?;
+    let mut tx = db.begin().await?;
+    end_all_in(&mut tx, user_id).await?;
+    tx.commit().await?;
     Ok(())
 }
 
-async fn reuse_detected(db: &Pool, family_id: Uuid, user_id: Uuid) -> AuthError {
-    tracing::warn!(%user_id, %family_id, "refresh token reuse detected: revoking the session");
-    match db::refresh_tokens::revoke_family(db, family_id).await {
-        Ok(_) => AuthError::InvalidRefreshToken,
-        Err(err) => err.into(),
-    }
+/// `end_all` inside a larger change (a password change, disabling,
+/// linking), committed with it.
+pub async fn end_all_in(tx: &mut Tx<'_>, user_id: Uuid) -> Result<(), AuthError> {
+    db::users::lock(tx, user_id).await?;
+    db::refresh_tokens::revoke_user(&mut **tx, user_id).await?;
+    Ok(())
 }
 
 async fn token_pair(
     db: &Pool,
     auth: &super::Auth,
     user_id: Uuid,
+    session: Uuid,
     method: AuthMethod,
     refresh_token: String,
 ) -> Result<TokenPair, AuthError> {
     let roles = db::users::roles(db, user_id).await?;
     let role_names: Vec<String> = roles.iter().map(|role| role.as_str().to_owned()).collect();
     let scopes = authz::scopes_for(&roles);
-    let access =
-        auth.tokens.issue(&Grant { user_id, roles: &role_names, scopes: &scopes, amr: method.amr() })?;
+    let access = auth.tokens.issue(&Grant {
+        user_id,
+        session,
+        roles: &role_names,
+        scopes: &scopes,
+        amr: method.amr(),
+    })?;
     Ok(TokenPair {
         access_token: access.token,
         token_type: "Bearer",

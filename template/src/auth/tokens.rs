@@ -33,6 +33,9 @@ pub struct AccessClaims {
     pub nbf: u64,
     /// Unique per token, for audit trails.
     pub jti: String,
+    /// The session (refresh-token family) the token was issued in; the
+    /// token is refused once that session ends.
+    pub sid: String,
     #[serde(default)]
     pub roles: Vec<String>,
     /// Space-separated, as in OAuth 2.0.
@@ -46,6 +49,8 @@ pub struct AccessClaims {
 /// What a new access token says about its subject.
 pub struct Grant<'a> {
     pub user_id: Uuid,
+    /// The session it belongs to.
+    pub session: Uuid,
     pub roles: &'a [String],
     pub scopes: &'a [String],
     pub amr: &'a str,
@@ -101,6 +106,7 @@ impl Tokens {
             iat: now,
             nbf: now,
             jti: Uuid::new_v4().to_string(),
+            sid: grant.session.to_string(),
             roles: grant.roles.to_vec(),
             scope: grant.scopes.join(" "),
             amr: vec![grant.amr.to_owned()],

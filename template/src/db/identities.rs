@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Pool;
+use super::{Backend, Pool};
 
 pub async fn find_user(pool: &Pool, issuer: &str, subject: &str) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar("SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2")
@@ -14,7 +14,14 @@ pub async fn find_user(pool: &Pool, issuer: &str, subject: &str) -> Result<Optio
         .await
 }
 
-pub async fn link(pool: &Pool, issuer: &str, subject: &str, user_id: Uuid) -> Result<(), sqlx::Error> {
+/// Links the identity to `user_id`; `false` when it was linked already (to
+/// this account or another).
+pub async fn link<'e>(
+    executor: impl sqlx::Executor<'e, Database = Backend>,
+    issuer: &str,
+    subject: &str,
+    user_id: Uuid,
+) -> Result<bool, sqlx::Error> {
     sqlx::query(
         "INSERT INTO user_identities (issuer, subject, user_id, created_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (issuer, subject) DO NOTHING",
@@ -23,7 +30,7 @@ pub async fn link(pool: &Pool, issuer: &str, subject: &str, user_id: Uuid) -> Re
     .bind(subject)
     .bind(user_id)
     .bind(OffsetDateTime::now_utc())
-    .execute(pool)
+    .execute(executor)
     .await
-    .map(drop)
+    .map(|result| result.rows_affected() == 1)
 }

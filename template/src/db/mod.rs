@@ -4,18 +4,22 @@
 
 mod backend;
 pub mod identities;
+pub mod login_throttles;
 pub mod notes;
 pub mod oidc_logins;
 pub mod refresh_tokens;
 pub mod users;
 
 use anyhow::Context;
-pub use backend::Backend;
+pub use backend::{Backend, insecure_transport};
 use sqlx::pool::PoolOptions;
 
 use crate::config::Config;
 
 pub type Pool = sqlx::Pool<Backend>;
+
+/// A transaction, for changes that must happen together or not at all.
+pub type Tx<'a> = sqlx::Transaction<'a, Backend>;
 
 /// Migrations are compiled into the binary, so a deployment always carries
 /// exactly the schema its code was built and tested against.

@@ -1,5 +1,8 @@
 //! The `oidc_logins` table: what a login needs to remember between the
-//! redirect to the provider and the provider's callback.
+//! redirect to the provider and the provider's callback. Times are unix
+//! seconds, so that expired rows can be counted and deleted in plain SQL.
+
+use uuid::Uuid;
 
 use super::Pool;
 
@@ -9,6 +12,8 @@ pub struct PendingLogin<'a> {
     pub pkce_verifier: &'a str,
     pub nonce: &'a str,
     pub expires_at: i64,
+    /// The signed-in account that asked to link the provider identity.
+    pub link_user_id: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -17,31 +22,53 @@ pub struct TakenLogin {
     pub pkce_verifier: String,
     pub nonce: String,
     pub expires_at: i64,
+    pub link_user_id: Option<Uuid>,
 }
 
-/// Remembers a login, and forgets the expired ones of abandoned logins.
-pub async fn insert(pool: &Pool, login: PendingLogin<'_>, now: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM oidc_logins WHERE expires_at < $1").bind(now).execute(pool).await?;
-    sqlx::query(
-        "INSERT INTO oidc_logins (state_hash, browser_hash, pkce_verifier, nonce, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+/// Remembers a login unless `max_pending` unexpired logins are waiting
+/// already; `false` then. Anonymous requests write these rows, so their
+/// number is bounded (concurrent inserts may pass the bound by a few).
+pub async fn insert(
+    pool: &Pool,
+    login: PendingLogin<'_>,
+    now: i64,
+    max_pending: u32,
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "INSERT INTO oidc_logins (state_hash, browser_hash, pkce_verifier, nonce, expires_at, link_user_id) \
+         SELECT $1, $2, $3, $4, $5, $6 \
+         WHERE (SELECT COUNT(*) FROM oidc_logins WHERE expires_at >= $7) < $8",
     )
     .bind(login.state_hash)
     .bind(login.browser_hash)
     .bind(login.pkce_verifier)
     .bind(login.nonce)
     .bind(login.expires_at)
+    .bind(login.link_user_id)
+    .bind(now)
+    .bind(i64::from(max_pending))
     .execute(pool)
-    .await
-    .map(drop)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// Removes and returns the login for `state_hash`: a state works once.
 pub async fn take(pool: &Pool, state_hash: &[u8]) -> Result<Option<TakenLogin>, sqlx::Error> {
     sqlx::query_as(
-        "DELETE FROM oidc_logins WHERE state_hash = $1 RETURNING browser_hash, pkce_verifier, nonce, expires_at",
+        "DELETE FROM oidc_logins WHERE state_hash = $1 \
+         RETURNING browser_hash, pkce_verifier, nonce, expires_at, link_user_id",
     )
     .bind(state_hash)
     .fetch_optional(pool)
     .await
+}
+
+/// Deletes the logins that expired before `now`, abandoned half-way;
+/// returns how many.
+pub async fn delete_expired(pool: &Pool, now: i64) -> Result<u64, sqlx::Error> {
+    sqlx::query("DELETE FROM oidc_logins WHERE expires_at < $1")
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|result| result.rows_affected())
 }

@@ -49,17 +49,31 @@ pub async fn insert<'e>(
     .map(drop)
 }
 
+/// The columns of `RefreshTokenRow`.
+macro_rules! token_columns {
+    () => {
+        "id, family_id, user_id, auth_method, expires_at, family_expires_at, used_at, revoked_at"
+    };
+}
+
 pub async fn find_by_hash<'e>(
     executor: impl sqlx::Executor<'e, Database = Backend>,
     token_hash: &[u8],
 ) -> Result<Option<RefreshTokenRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, family_id, user_id, auth_method, expires_at, family_expires_at, used_at, revoked_at \
-         FROM refresh_tokens WHERE token_hash = $1",
-    )
-    .bind(token_hash)
-    .fetch_optional(executor)
-    .await
+    sqlx::query_as(concat!("SELECT ", token_columns!(), " FROM refresh_tokens WHERE token_hash = $1"))
+        .bind(token_hash)
+        .fetch_optional(executor)
+        .await
+}
+
+pub async fn find_by_id<'e>(
+    executor: impl sqlx::Executor<'e, Database = Backend>,
+    id: Uuid,
+) -> Result<Option<RefreshTokenRow>, sqlx::Error> {
+    sqlx::query_as(concat!("SELECT ", token_columns!(), " FROM refresh_tokens WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(executor)
+        .await
 }
 
 /// Marks a live token as exchanged. `false` when it was already used or
@@ -103,4 +117,22 @@ pub async fn revoke_user<'e>(
         .execute(executor)
         .await
         .map(|result| result.rows_affected())
+}
+
+/// Deletes the rows that can never matter again: tokens of families past
+/// their lifetime, revoked tokens, and used tokens past their own expiry (a
+/// replay of one would be refused as expired anyway). Returns how many.
+///
+/// Times compare in SQL here, unlike elsewhere: SQLite stores them as RFC
+/// 3339 text whose sub-second digits vary, which orders correctly to the
+/// second, and a sweep needs no finer boundary.
+pub async fn delete_dead(pool: &super::Pool, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM refresh_tokens WHERE family_expires_at < $1 OR revoked_at IS NOT NULL \
+         OR (used_at IS NOT NULL AND expires_at < $1)",
+    )
+    .bind(now)
+    .execute(pool)
+    .await
+    .map(|result| result.rows_affected())
 }

@@ -1,9 +1,10 @@
-//! The `users` and `user_roles` tables.
+//! The `users` and `user_roles` tables, and the lock that serializes changes
+//! to who is an admin.
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Backend, Pool};
+use super::{Backend, Pool, Tx};
 use crate::{
     authz::Role,
     domain::{DisplayName, Email},
@@ -17,8 +18,7 @@ pub struct UserRow {
     pub email: String,
     pub display_name: Option<String>,
     pub password_hash: Option<String>,
-    pub failed_logins: i32,
-    pub locked_until: Option<OffsetDateTime>,
+    pub email_verified_at: Option<OffsetDateTime>,
     pub disabled_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
 }
@@ -26,8 +26,19 @@ pub struct UserRow {
 /// The columns of `UserRow`, for queries that return one.
 macro_rules! user_columns {
     () => {
-        "id, email, display_name, password_hash, failed_logins, locked_until, disabled_at, created_at"
+        "id, email, display_name, password_hash, email_verified_at, disabled_at, created_at"
     };
+}
+
+/// What every request with a token checks about its account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessState {
+    pub disabled: bool,
+    /// Whether the session asked about still has a token that is not
+    /// revoked (false when none was asked about).
+    pub session_live: bool,
+    /// The roles the account holds now, sorted.
+    pub roles: Vec<Role>,
 }
 
 pub struct NewUser<'a> {
@@ -59,13 +70,7 @@ pub async fn insert(pool: &Pool, user: NewUser<'_>) -> Result<Option<UserRow>, s
         Err(sqlx::Error::Database(err)) if err.is_unique_violation() => return Ok(None),
         Err(err) => return Err(err),
     };
-    for role in user.roles {
-        sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)")
-            .bind(row.id)
-            .bind(role.as_str())
-            .execute(&mut *tx)
-            .await?;
-    }
+    set_roles(&mut tx, row.id, user.roles).await?;
     tx.commit().await?;
     Ok(Some(row))
 }
@@ -77,73 +82,81 @@ pub async fn find_by_email(pool: &Pool, email: &Email) -> Result<Option<UserRow>
         .await
 }
 
-pub async fn find_by_id(pool: &Pool, id: Uuid) -> Result<Option<UserRow>, sqlx::Error> {
+pub async fn find_by_id<'e>(
+    executor: impl sqlx::Executor<'e, Database = Backend>,
+    id: Uuid,
+) -> Result<Option<UserRow>, sqlx::Error> {
     sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(executor)
         .await
 }
 
 /// The user's roles, sorted; names this build does not know are dropped.
-pub async fn roles(pool: &Pool, id: Uuid) -> Result<Vec<Role>, sqlx::Error> {
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1").bind(id).fetch_all(pool).await?;
+pub async fn roles<'e>(
+    executor: impl sqlx::Executor<'e, Database = Backend>,
+    id: Uuid,
+) -> Result<Vec<Role>, sqlx::Error> {
+    let names: Vec<String> = sqlx::query_scalar("SELECT role FROM user_roles WHERE user_id = $1")
+        .bind(id)
+        .fetch_all(executor)
+        .await?;
     let mut roles: Vec<Role> = names.iter().filter_map(|name| Role::parse(name)).collect();
     roles.sort();
     Ok(roles)
 }
 
-/// Counts one more failed login and returns the new count. The increment
-/// happens in the database, so concurrent attempts are all counted.
-pub async fn count_failed_login(pool: &Pool, id: Uuid) -> Result<i32, sqlx::Error> {
-    sqlx::query_scalar(
-        "UPDATE users SET failed_logins = failed_logins + 1, updated_at = $2 WHERE id = $1 RETURNING failed_logins",
+/// The account's state for a request with a token, and whether the
+/// token's `session` (a refresh-token family) is still live, in one round
+/// trip; `None` when the account does not exist (any more).
+pub async fn access_state(
+    pool: &Pool,
+    id: Uuid,
+    session: Option<Uuid>,
+) -> Result<Option<AccessState>, sqlx::Error> {
+    let rows: Vec<(bool, bool, Option<String>)> = sqlx::query_as(
+        "SELECT users.disabled_at IS NOT NULL, \
+           EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $2 AND revoked_at IS NULL), \
+           user_roles.role \
+         FROM users LEFT JOIN user_roles ON user_roles.user_id = users.id WHERE users.id = $1",
     )
     .bind(id)
-    .bind(OffsetDateTime::now_utc())
-    .fetch_one(pool)
+    .bind(session)
+    .fetch_all(pool)
+    .await?;
+    let Some((disabled, session_live, _)) = rows.first().cloned() else {
+        return Ok(None);
+    };
+    let mut roles: Vec<Role> = rows.iter().filter_map(|(_, _, role)| Role::parse(role.as_deref()?)).collect();
+    roles.sort();
+    Ok(Some(AccessState { disabled, session_live, roles }))
+}
+
+/// Locks the account's row for the rest of `tx`; `Some(disabled)`, or
+/// `None` when there is no such account. Every change to an account's
+/// sessions takes this lock first, so that a refresh and a revocation of
+/// the same account never interleave.
+pub async fn lock(tx: &mut Tx<'_>, id: Uuid) -> Result<Option<bool>, sqlx::Error> {
+    sqlx::query_scalar(
+        "UPDATE users SET updated_at = updated_at WHERE id = $1 RETURNING disabled_at IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
     .await
 }
 
-pub async fn lock_until(pool: &Pool, id: Uuid, until: OffsetDateTime) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET locked_until = $2, updated_at = $3 WHERE id = $1")
-        .bind(id)
-        .bind(until)
-        .bind(OffsetDateTime::now_utc())
-        .execute(pool)
-        .await
-        .map(drop)
-}
-
-/// Clears the failure count and any lock after a successful login.
-pub async fn clear_failed_logins(pool: &Pool, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = $2 WHERE id = $1")
-        .bind(id)
-        .bind(OffsetDateTime::now_utc())
-        .execute(pool)
-        .await
-        .map(drop)
-}
-
-pub async fn set_password_hash(pool: &Pool, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash<'e>(
+    executor: impl sqlx::Executor<'e, Database = Backend>,
+    id: Uuid,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(hash)
         .bind(OffsetDateTime::now_utc())
-        .execute(pool)
+        .execute(executor)
         .await
         .map(drop)
-}
-
-/// Whether the account exists and is not disabled; checked on every request
-/// with one of this service's tokens, so that disabling takes effect at once.
-pub async fn is_active(pool: &Pool, id: Uuid) -> Result<bool, sqlx::Error> {
-    let disabled: Option<Option<OffsetDateTime>> =
-        sqlx::query_scalar("SELECT disabled_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    Ok(matches!(disabled, Some(None)))
 }
 
 /// Up to `limit` users after the id `after`, by id.
@@ -156,36 +169,46 @@ pub async fn page(pool: &Pool, after: Option<Uuid>, limit: u32) -> Result<Vec<Us
 }
 
 /// Replaces the user's roles.
-pub async fn set_roles(pool: &Pool, id: Uuid, roles: &[Role]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+pub async fn set_roles(tx: &mut Tx<'_>, id: Uuid, roles: &[Role]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(id).execute(&mut **tx).await?;
     for role in roles {
         sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, $2)")
             .bind(id)
             .bind(role.as_str())
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
-    tx.commit().await
+    Ok(())
+}
+
+/// Takes the lock that every change of roles or account state holds for
+/// the rest of `tx`: two admins acting at once are served one after the
+/// other, each seeing what the other did.
+pub async fn lock_admin_changes(tx: &mut Tx<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE admin_guard SET changed_at = $1 WHERE id = 1")
+        .bind(OffsetDateTime::now_utc())
+        .execute(&mut **tx)
+        .await
+        .map(drop)
 }
 
 /// Accounts that hold `admin` and are not disabled.
-pub async fn count_active_admins(pool: &Pool) -> Result<i64, sqlx::Error> {
+pub async fn count_active_admins(tx: &mut Tx<'_>) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COUNT(*) FROM user_roles JOIN users ON users.id = user_roles.user_id \
          WHERE user_roles.role = 'admin' AND users.disabled_at IS NULL",
     )
-    .fetch_one(pool)
+    .fetch_one(&mut **tx)
     .await
 }
 
-pub async fn disable(pool: &Pool, id: Uuid) -> Result<(), sqlx::Error> {
+pub async fn disable(tx: &mut Tx<'_>, id: Uuid) -> Result<(), sqlx::Error> {
     let now = OffsetDateTime::now_utc();
     sqlx::query("UPDATE users SET disabled_at = $2, updated_at = $3 WHERE id = $1 AND disabled_at IS NULL")
         .bind(id)
         .bind(now)
         .bind(now)
-        .execute(pool)
+        .execute(&mut **tx)
         .await
         .map(drop)
 }

@@ -1,10 +1,18 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
 use utoipa::ToSchema;
 
-/// An email address, trimmed and lower-cased so that uniqueness is
-/// case-insensitive (`Ann@Example.com` and `ann@example.com` are one account).
+/// An email address in its one canonical form, so that uniqueness means
+/// one mailbox: trimmed, the local part lower-cased in ASCII only (mail
+/// servers may treat non-ASCII case differently), the domain lower-cased
+/// and IDNA-encoded (`Ann@Bücher.example` is `ann@xn--bcher-kva.example`).
+///
+/// A local part that Unicode normalization or case folding would turn into
+/// another spelling is refused: `\u{212A}` (the Kelvin sign) folds to `k`,
+/// so whoever registered it could pass for the owner of the `k` address
+/// with any system that folds. Lower-case Unicode such as `é` is fine.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, format = Email, example = "ann@example.com")]
@@ -25,24 +33,32 @@ impl TryFrom<String> for Email {
     type Error = &'static str;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        let email = value.trim().to_lowercase();
+        const NOT_AN_ADDRESS: &str = "must be an email address";
+        let value = value.trim();
+        let Some((local, domain)) = value.rsplit_once('@') else {
+            return Err(NOT_AN_ADDRESS);
+        };
+        let local = local.to_ascii_lowercase();
+        let folded: String = local.nfkc().collect::<String>().to_lowercase();
+        if folded != local {
+            return Err("must not contain characters that case folding or normalization would change");
+        }
+        let domain = idna::domain_to_ascii(domain).map_err(|_| NOT_AN_ADDRESS)?;
+        let email = format!("{local}@{domain}");
         if email.len() > MAX_LEN {
             return Err("must be at most 254 characters");
         }
-        let Some((local, domain)) = email.rsplit_once('@') else {
-            return Err("must be an email address");
-        };
         let plausible_domain = domain.len() >= 3
             && domain.contains('.')
             && !domain.starts_with(['.', '-'])
             && !domain.ends_with(['.', '-'])
             && !domain.contains("..")
-            && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+            && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
         let plausible_local = !local.is_empty()
             && local.len() <= MAX_LOCAL_LEN
             && !local.contains('@')
             && local.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '"');
-        if plausible_domain && plausible_local { Ok(Self(email)) } else { Err("must be an email address") }
+        if plausible_domain && plausible_local { Ok(Self(email)) } else { Err(NOT_AN_ADDRESS) }
     }
 }
 
@@ -66,6 +82,25 @@ mod tests {
     fn addresses_are_normalized() {
         let email = Email::try_from("  Ann.Lee+news@Example.COM ".to_owned()).expect("valid");
         assert_eq!(email.as_str(), "ann.lee+news@example.com");
+        let idn = Email::try_from("Ann@B\u{fc}cher.Example".to_owned()).expect("valid");
+        assert_eq!(idn.as_str(), "ann@xn--bcher-kva.example");
+        let unicode = Email::try_from("\u{e9}lodie@example.com".to_owned()).expect("lower-case Unicode");
+        assert_eq!(unicode.as_str(), "\u{e9}lodie@example.com");
+    }
+
+    /// Spellings that Unicode folding or normalization turns into another
+    /// address: the Kelvin sign, upper-case non-ASCII, full-width letters,
+    /// a decomposed accent.
+    #[test]
+    fn addresses_with_unicode_twins_are_refused() {
+        for twin in [
+            "\u{212A}@example.com",
+            "\u{c9}lodie@example.com",
+            "\u{ff41}nn@example.com",
+            "e\u{301}lodie@example.com",
+        ] {
+            assert!(Email::try_from(twin.to_owned()).is_err(), "{twin:?}");
+        }
     }
 
     #[test]

@@ -66,10 +66,21 @@ pub enum ApiError {
     /// Unsupported media type (415): a body that is not declared as JSON.
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// Forbidden (403) on the plain-HTTP listener: anything but GET or HEAD.
+    /// A redirected POST would appear to work while the credentials in it
+    /// crossed the network in the clear; the client must be fixed instead.
+    #[error("HTTPS required")]
+    HttpsRequired,
     /// Unprocessable entity (422): well-formed JSON that breaks a rule; each
     /// broken rule is listed under `details` with its field.
     #[error("validation failed: {0:?}")]
     Validation(Vec<FieldError>),
+    /// Service unavailable (503) with `Retry-After`: more of this work is
+    /// running or waiting than the service takes on at once (password
+    /// hashing, pending logins). The request was fine; it is shed at once
+    /// rather than queued without end, and may succeed shortly.
+    #[error("overloaded")]
+    Overloaded,
     /// Service unavailable (503). A dependency (the database) is unreachable:
     /// the request was fine and may succeed on retry, so this is not a 500.
     #[error("service unavailable: {0:#}")]
@@ -80,6 +91,10 @@ pub enum ApiError {
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
+
+/// The `Retry-After` of a shed request: soon, since the work it waited for
+/// takes milliseconds.
+pub const RETRY_AFTER_SECS: &str = "1";
 
 /// One broken rule of a request: which field, and what the rule is. The
 /// message states the rule and never repeats the submitted value.
@@ -106,13 +121,13 @@ impl ApiError {
             | Self::InvalidToken
             | Self::InvalidCredentials
             | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::HttpsRequired => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +152,11 @@ impl ApiError {
             Self::InvalidRefreshToken => {
                 ("INVALID_REFRESH_TOKEN", "The refresh token is invalid, expired or revoked; log in again.")
             }
+            Self::HttpsRequired => (
+                "HTTPS_REQUIRED",
+                "Use HTTPS: this plain-HTTP listener only redirects GET and HEAD requests.",
+            ),
+            Self::Overloaded => ("SERVICE_UNAVAILABLE", "The service is busy; retry shortly."),
             Self::Validation(details) => {
                 report.details = Some(details);
                 ("VALIDATION_FAILED", "The request breaks the rules listed in `details`.")
@@ -169,6 +189,9 @@ impl IntoResponse for ApiError {
         let mut response = self.status().into_response();
         if let Some(challenge) = self.challenge() {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let Self::Overloaded = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         response.extensions_mut().insert(self.report());
         response

@@ -1,9 +1,11 @@
 //! Extractors that hand handlers values already parsed and valid, and reject
 //! everything else in the one error shape.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Path, Request},
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request},
     http::{HeaderMap, StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
@@ -44,7 +46,7 @@ where
             return Err(ApiError::Validation(vec![FieldError::new("body", "must be a JSON object")]));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(rejection)?;
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| rejection(&error))?;
         deserializer.end().map_err(|_| ApiError::BadRequest("The body is not valid JSON."))?;
         Ok(Self(value))
     }
@@ -65,9 +67,8 @@ where
         let query = parts.uri.query().unwrap_or_default();
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer).map(Self).map_err(|error| {
-            let path = error.path().to_string();
-            let message = error.into_inner().to_string();
-            ApiError::Validation(vec![field_error(&path, &message)])
+            let message = error.inner().to_string();
+            ApiError::Validation(vec![field_error(Input::Query, error.path(), &message)])
         })
     }
 }
@@ -88,6 +89,22 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
     }
 }
 
+/// The client's address: the peer of the connection, which the server
+/// records for every request.
+pub struct ClientAddr(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .ok_or_else(|| anyhow::anyhow!("the server recorded no peer address"))?;
+        Ok(Self(peer.ip()))
+    }
+}
+
 fn declares_json(headers: &HeaderMap) -> bool {
     let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
         return false;
@@ -96,34 +113,69 @@ fn declares_json(headers: &HeaderMap) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn rejection(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+fn rejection(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     use serde_json::error::Category;
-    let path = error.path().to_string();
-    let error = error.into_inner();
-    if !matches!(error.classify(), Category::Data) {
+    if !matches!(error.inner().classify(), Category::Data) {
         return ApiError::BadRequest("The body is not valid JSON.");
     }
-    let message = error.to_string();
+    let message = error.inner().to_string();
     let message = message.split(" at line ").next().unwrap_or_default();
-    ApiError::Validation(vec![field_error(&path, message)])
+    ApiError::Validation(vec![field_error(Input::Body, error.path(), message)])
+}
+
+/// Where a rejected value came from, named in `field` when the error is
+/// about the input as a whole.
+#[derive(Clone, Copy)]
+enum Input {
+    Body,
+    Query,
+}
+
+impl Input {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Body => "body",
+            Self::Query => "query",
+        }
+    }
+
+    fn unknown_name(self) -> &'static str {
+        match self {
+            Self::Body => "has a field that is not accepted",
+            Self::Query => "has a parameter that is not accepted",
+        }
+    }
 }
 
 /// Turns serde's message into a rule that names no submitted value. serde
 /// quotes the input it complains about (`invalid type: string "…"`), so only
-/// the domain types' own messages, which never quote, are passed on.
-fn field_error(path: &str, message: &str) -> FieldError {
-    let parent = if path == "." { String::new() } else { format!("{path}.") };
+/// the domain types' own messages, which never quote, are passed on; and an
+/// unknown field is reported at its parent, since its name is the client's.
+fn field_error(input: Input, path: &serde_path_to_error::Path, message: &str) -> FieldError {
+    let at = |segments: &[&serde_path_to_error::Segment]| {
+        let mut name = String::new();
+        for segment in segments {
+            if !name.is_empty() && !matches!(segment, serde_path_to_error::Segment::Seq { .. }) {
+                name.push('.');
+            }
+            name.push_str(&segment.to_string());
+        }
+        if name.is_empty() { input.name().to_owned() } else { name }
+    };
+    let segments: Vec<_> = path.iter().collect();
     let quoted = |prefix: &str| {
         message.strip_prefix(prefix).and_then(|rest| rest.split('`').nth(1)).map(str::to_owned)
     };
+    // The missing field is one of ours, so naming it echoes nothing.
     if let Some(field) = quoted("missing field ") {
-        return FieldError::new(format!("{parent}{field}"), "is required");
+        let field = if segments.is_empty() { field } else { format!("{}.{field}", at(&segments)) };
+        return FieldError::new(field, "is required");
     }
-    // serde_path_to_error already ends the path with the unknown key.
+    // serde_path_to_error ends the path with the unknown name: leave it out.
     if quoted("unknown field ").is_some() {
-        return FieldError::new(path, "is not an accepted field");
+        return FieldError::new(at(&segments[..segments.len().saturating_sub(1)]), input.unknown_name());
     }
-    let field = if path == "." { "body".to_owned() } else { path.to_owned() };
+    let field = at(&segments);
     if let Some(expected) =
         message.strip_prefix("invalid type: ").and_then(|rest| rest.split(", expected ").nth(1))
     {
@@ -150,7 +202,9 @@ mod tests {
 
     fn details(body: &str) -> Vec<FieldError> {
         let mut deserializer = serde_json::Deserializer::from_str(body);
-        match serde_path_to_error::deserialize::<_, Input>(&mut deserializer).map_err(rejection) {
+        match serde_path_to_error::deserialize::<_, Input>(&mut deserializer)
+            .map_err(|error| rejection(&error))
+        {
             Err(ApiError::Validation(details)) => details,
             other => panic!("expected a validation error, got {other:?}"),
         }
@@ -160,8 +214,8 @@ mod tests {
     fn each_broken_rule_names_its_field_without_echoing_input() {
         assert_eq!(details(r#"{"age": 3}"#), [FieldError::new("email", "is required")]);
         assert_eq!(
-            details(r#"{"email": "a@example.com", "age": 3, "roles": ["admin"]}"#),
-            [FieldError::new("roles", "is not an accepted field")]
+            details(r#"{"email": "a@example.com", "age": 3, "roles-INVENTED": ["admin"]}"#),
+            [FieldError::new("body", "has a field that is not accepted")]
         );
         assert_eq!(
             details(r#"{"email": "not-an-email", "age": 3}"#),

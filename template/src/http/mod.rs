@@ -4,6 +4,8 @@
 mod error;
 pub mod extract;
 pub mod headers;
+pub mod https_redirect;
+mod load_shed;
 mod openapi;
 pub mod request_id;
 mod routes;
@@ -15,7 +17,7 @@ use axum::{
     http::{StatusCode, header},
     middleware::{from_fn, from_fn_with_state},
 };
-use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
+use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     limit::RequestBodyLimitLayer,
@@ -41,11 +43,13 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(accounts())
         .routes(routes!(routes::oidc::start))
         .routes(routes!(routes::oidc::callback))
+        .routes(routes!(routes::oidc::link))
         .routes(routes!(routes::me::me))
         .merge(notes())
         .routes(routes!(routes::admin::list_users))
         .routes(routes!(routes::admin::set_roles))
         .routes(routes!(routes::admin::disable_user))
+        .routes(routes!(routes::admin::unlock_user))
 }
 
 /// Largest note request. A note of the longest title and body the schema
@@ -106,7 +110,8 @@ pub fn router(state: AppState) -> Router {
 /// records it; headers and the error renderer sit above every layer that can
 /// answer on its own (CORS preflights, panics, timeouts, limits), so those
 /// answers get security headers and the error shape too; cheap rejections
-/// (size, concurrency) come before any handler work.
+/// (size, concurrency) come before any handler work; over the concurrency
+/// cap a request is shed at once rather than queued (the probes never are).
 pub fn with_middleware(app: Router, config: &Config) -> Router {
     let server = &config.server;
     app.layer(
@@ -123,9 +128,12 @@ pub fn with_middleware(app: Router, config: &Config) -> Router {
             .layer(headers::cors(&config.cors))
             .layer(from_fn(error::render))
             .layer(CatchPanicLayer::custom(error::panic_response))
+            .layer(from_fn_with_state(
+                load_shed::Cap::new(server.max_concurrent_requests),
+                load_shed::middleware,
+            ))
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, server.request_timeout()))
             .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
-            .layer(DefaultBodyLimit::max(server.body_limit_bytes))
-            .layer(GlobalConcurrencyLimitLayer::new(server.max_concurrent_requests)),
+            .layer(DefaultBodyLimit::max(server.body_limit_bytes)),
     )
 }

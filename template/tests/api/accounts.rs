@@ -1,6 +1,9 @@
 //! Local accounts: registration, login, lockout, password changes.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use app::db::Pool;
 use axum::http::StatusCode;
@@ -48,6 +51,8 @@ async fn weak_passwords_are_refused_with_the_rule_they_break(pool: Pool) {
     }
 }
 
+/// Unknown fields are refused, and their names, chosen by the client, are
+/// never echoed: the answer says where, not what.
 #[sqlx::test]
 async fn clients_cannot_assign_themselves_roles(pool: Pool) {
     let app = TestApp::new(pool).await;
@@ -56,7 +61,38 @@ async fn clients_cannot_assign_themselves_roles(pool: Pool) {
         .post("/api/v1/auth/register", None, &body)
         .await
         .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
-    assert_eq!(error["details"][0]["field"], "roles");
+    assert_eq!(error["details"], json!([{"field": "body", "message": "has a field that is not accepted"}]));
+
+    let invented = json!({"email": "mallory@example.com", "password": PASSWORD, "<script>x-INVENTED": 1});
+    let response = app.post("/api/v1/auth/register", None, &invented).await;
+    response.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    assert!(!String::from_utf8_lossy(&response.body).contains("INVENTED"), "a client-chosen name was echoed");
+}
+
+/// Addresses have one canonical form: the local part lower-cased in ASCII
+/// only, the domain lower-cased and IDNA-encoded. Addresses that Unicode
+/// case folding would turn into another spelling are refused, so that
+/// `\u{212A}` (the Kelvin sign) can never register beside `k`.
+#[sqlx::test]
+async fn emails_have_one_canonical_form_and_no_unicode_twins(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let register = |email: &str| {
+        let app = &app;
+        let body = json!({"email": email, "password": PASSWORD});
+        async move { app.post("/api/v1/auth/register", None, &body).await }
+    };
+    let idn = register("Ann@B\u{fc}cher.Example").await;
+    assert_eq!(idn.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&idn.body));
+    assert_eq!(idn.json()["email"], "ann@xn--bcher-kva.example");
+    for twin in ["\u{212A}elvin@example.com", "\u{c9}lodie@example.com", "\u{ff41}nn@example.com"] {
+        let error = register(twin).await.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+        assert_eq!(error["details"][0]["field"], "email", "{twin}");
+    }
+    assert_eq!(
+        register("\u{e9}lodie@example.com").await.status,
+        StatusCode::CREATED,
+        "lower-case Unicode is fine"
+    );
 }
 
 #[sqlx::test]
@@ -120,26 +156,132 @@ async fn login_takes_as_long_for_an_unknown_email_as_for_a_wrong_password(pool: 
     assert!((0.5..2.0).contains(&ratio), "wrong password / unknown email = {ratio:.2}");
 }
 
+fn ip(last: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, last])
+}
+
+fn wrong_login(email: &str) -> serde_json::Value {
+    json!({"email": email, "password": "not the password at all"})
+}
+
+fn right_login(email: &str) -> serde_json::Value {
+    json!({"email": email, "password": PASSWORD})
+}
+
+/// Failures are counted per (account, client address): one address that
+/// keeps guessing is throttled, and the owner, elsewhere, is not.
 #[sqlx::test]
-async fn repeated_failures_lock_the_account_until_the_lock_expires(pool: Pool) {
+async fn guesses_from_one_address_never_lock_the_owner_out(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    app.register("ann@example.com").await;
+    let (attacker, owner) = (ip(66), ip(7));
+    for _ in 0..12 {
+        let response =
+            app.post_from(attacker, "/api/v1/auth/login", None, &wrong_login("ann@example.com")).await;
+        response.assert_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS");
+    }
+    let throttled =
+        app.post_from(attacker, "/api/v1/auth/login", None, &right_login("ann@example.com")).await;
+    throttled.assert_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS");
+    let response = app.post_from(owner, "/api/v1/auth/login", None, &right_login("ann@example.com")).await;
+    assert_eq!(response.status, StatusCode::OK, "the owner's address has not been failing");
+}
+
+/// However many guesses arrive at once, each is counted before its hash is
+/// checked: the right password sent behind forty concurrent wrong ones from
+/// the same address is refused, because its turn came after the threshold.
+#[sqlx::test]
+async fn concurrent_guesses_cannot_slip_past_the_throttle(pool: Pool) {
+    // Room in the hashing queue for the whole burst, so that every refusal
+    // below is the throttle's, not load shedding.
+    let config = config_with(|figment| figment.merge(("auth.max_queued_hashes", 64)));
+    let app = TestApp::with_config(pool, config).await;
+    app.register("ann@example.com").await;
+    let wrong = wrong_login("ann@example.com");
+    let right = right_login("ann@example.com");
+    let mut burst: Vec<_> = (0..40).map(|_| app.post("/api/v1/auth/login", None, &wrong)).collect();
+    burst.push(app.post("/api/v1/auth/login", None, &right));
+    let answers = futures_util::future::join_all(burst).await;
+    for answer in &answers {
+        answer.assert_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS");
+    }
+}
+
+/// Every address has its own budget, and the account a ceiling over all of
+/// them; a window later, both are fresh.
+#[sqlx::test]
+async fn many_addresses_meet_the_per_account_ceiling_until_the_window_ends(pool: Pool) {
     let config = config_with(|figment| {
-        figment.merge(("auth.lockout_threshold", 3)).merge(("auth.lockout_base_secs", 1))
+        figment
+            .merge(("auth.throttle_per_address", 2))
+            .merge(("auth.throttle_per_account", 6))
+            .merge(("auth.throttle_window_secs", 1))
     });
     let app = TestApp::with_config(pool, config).await;
     app.register("ann@example.com").await;
-    let wrong = json!({"email": "ann@example.com", "password": "not the password at all"});
-    for _ in 0..3 {
-        app.post("/api/v1/auth/login", None, &wrong)
-            .await
-            .assert_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS");
+    for address in 10..13 {
+        for _ in 0..2 {
+            app.post_from(ip(address), "/api/v1/auth/login", None, &wrong_login("ann@example.com"))
+                .await
+                .assert_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS");
+        }
     }
-    let right = json!({"email": "ann@example.com", "password": PASSWORD});
-    let locked = app.post("/api/v1/auth/login", None, &right).await;
-    locked.assert_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS");
+    let ceiling = app.post_from(ip(99), "/api/v1/auth/login", None, &right_login("ann@example.com")).await;
+    ceiling.assert_error(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS");
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let response = app.post("/api/v1/auth/login", None, &right).await;
-    assert_eq!(response.status, StatusCode::OK, "the owner's password works once the lock expired");
+    let response = app.post_from(ip(10), "/api/v1/auth/login", None, &right_login("ann@example.com")).await;
+    assert_eq!(response.status, StatusCode::OK, "a new window, a new budget");
+}
+
+/// A stolen access token is not a way to lock its owner out: wrong current
+/// passwords count against the thief's address only.
+#[sqlx::test]
+async fn a_stolen_access_token_cannot_lock_the_owner_out(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let stolen = app.signed_up("ann@example.com").await.access;
+    let guess =
+        json!({"current_password": "not the password at all", "new_password": "a brand new passphrase"});
+    for _ in 0..12 {
+        app.post_from(ip(66), "/api/v1/auth/password", Some(&stolen), &guess)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    }
+    let response = app.post_from(ip(7), "/api/v1/auth/login", None, &right_login("ann@example.com")).await;
+    assert_eq!(response.status, StatusCode::OK);
+}
+
+/// Password hashing has its own small queue: a flood of logins is shed with
+/// 503 and `Retry-After` instead of taking every request slot, so the probes
+/// answer at once and other requests are still served.
+#[sqlx::test]
+async fn a_login_flood_leaves_the_probes_and_other_requests_answering(pool: Pool) {
+    let config = config_with(|figment| {
+        figment.merge(("server.max_concurrent_requests", 8)).merge(("auth.max_concurrent_hashes", 1))
+    });
+    let app = TestApp::with_config(pool, config).await;
+    let ann = app.signed_up("ann@example.com").await.access;
+    let wrong = wrong_login("bob@example.com");
+    let flood: Vec<_> = (0..32).map(|_| app.post("/api/v1/auth/login", None, &wrong)).collect();
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = Instant::now();
+        let probe = app.get("/healthz").await;
+        let probe_time = started.elapsed();
+        let read = app.get_as("/api/v1/notes", &ann).await;
+        (probe, probe_time, read)
+    };
+    let (answers, (probe, probe_time, read)) = tokio::join!(futures_util::future::join_all(flood), meanwhile);
+    assert_eq!(probe.status, StatusCode::OK);
+    assert!(probe_time < Duration::from_millis(100), "/healthz took {probe_time:?} during the flood");
+    assert_eq!(read.status, StatusCode::OK, "{}", String::from_utf8_lossy(&read.body));
+    let shed: Vec<_> =
+        answers.iter().filter(|answer| answer.status == StatusCode::SERVICE_UNAVAILABLE).collect();
+    assert!(!shed.is_empty(), "nothing was shed");
+    for answer in shed {
+        answer.assert_error(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+        assert!(answer.header("retry-after").parse::<u32>().is_ok_and(|secs| secs >= 1));
+    }
 }
 
 #[sqlx::test]

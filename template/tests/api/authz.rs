@@ -168,6 +168,8 @@ fn matrix() -> Vec<Row> {
         row("GET", "/api/v1/admin/users", None, [401, 403, 403, 200]),
         row("PUT", "/api/v1/admin/users/{user}/roles", roles(), [401, 403, 403, 200]),
         row("POST", "/api/v1/admin/users/{user}/disable", None, [401, 403, 403, 204]),
+        row("POST", "/api/v1/admin/users/{user}/unlock", None, [401, 403, 403, 204]),
+        row("POST", "/api/v1/auth/oidc/link", None, [401, 404, 404, 404]),
     ]
 }
 
@@ -200,10 +202,9 @@ async fn world(pool: Pool) -> World {
     app.register("other@example.com").await;
     let admin_id = app.register("admin@example.com").await["id"].as_str().expect("id").to_owned();
     grant_admin(&pool, &admin_id).await;
-    let owner = app.login("owner@example.com", PASSWORD).await.access;
-    let other = app.login("other@example.com", PASSWORD).await.access;
-    let admin = app.login("admin@example.com", PASSWORD).await.access;
-    World { app, other, owner, admin }
+    let mut world = World { app, other: String::new(), owner: String::new(), admin: String::new() };
+    world.log_in().await;
+    world
 }
 
 pub async fn grant_admin(pool: &Pool, user_id: &str) {
@@ -216,6 +217,13 @@ pub async fn grant_admin(pool: &Pool, user_id: &str) {
 }
 
 impl World {
+    /// Fresh sessions for every caller (a row may end theirs: logout-all).
+    async fn log_in(&mut self) {
+        self.owner = self.app.login("owner@example.com", PASSWORD).await.access;
+        self.other = self.app.login("other@example.com", PASSWORD).await.access;
+        self.admin = self.app.login("admin@example.com", PASSWORD).await.access;
+    }
+
     fn token(&self, caller: Caller) -> Option<&str> {
         match caller {
             Caller::Anonymous => None,
@@ -228,8 +236,9 @@ impl World {
 
 #[sqlx::test]
 async fn every_caller_gets_what_the_matrix_says(pool: Pool) {
-    let world = world(pool).await;
+    let mut world = world(pool).await;
     for (index, row) in matrix().iter().enumerate() {
+        world.log_in().await;
         let note = world
             .app
             .call("POST", "/api/v1/notes", Some(&world.owner), Some(&json!({"title": "Owner's"})))

@@ -1,11 +1,19 @@
 //! The binary's subcommands, run as a deployment runs them.
 
-use std::process::{Command, Output, Stdio};
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
 
 use app::db::Pool;
+use serde_json::json;
 use sqlx::ConnectOptions;
 
-use crate::BIN;
+use crate::{
+    BIN,
+    helpers::{PASSWORD, TestApp},
+};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     let data = tempfile::tempdir().expect("tempdir");
@@ -103,8 +111,6 @@ fn rotate_keys_retires_the_signing_key_and_keeps_it_for_verification() {
 /// file, never one on the command line.
 #[sqlx::test]
 async fn create_admin_reads_the_password_from_standard_input_or_a_file_never_the_command_line(pool: Pool) {
-    use std::io::Write;
-
     let url = pool.connect_options().to_url_lossy().to_string();
     let data = tempfile::tempdir().expect("tempdir");
     let admin = |args: &[&str]| {
@@ -142,4 +148,118 @@ async fn create_admin_reads_the_password_from_standard_input_or_a_file_never_the
     let weak =
         admin(&["weak@example.com", "--password-file", file.to_str().expect("path")]).output().expect("runs");
     assert!(!weak.status.success() && stderr(&weak).contains("at least 12"), "{}", stderr(&weak));
+}
+
+/// The binary with `args`, against the test's database, with its keys and
+/// certificate in `data`.
+fn against(pool: &Pool, data: &tempfile::TempDir, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env("APP_DATABASE__URL", pool.connect_options().to_url_lossy().to_string())
+        .env("APP_AUTH__KEYS_DIR", data.path().join("jwt"))
+        .env("APP_TLS__DEV_CERT_DIR", data.path().join("tls"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `command`, typing `input` on its standard input.
+fn typed(mut command: Command, input: &str) -> Output {
+    let mut child = command.spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(format!("{input}\n").as_bytes()).expect("write");
+    child.wait_with_output().expect("wait")
+}
+
+async fn roles_of(pool: &Pool, email: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT role FROM user_roles JOIN users ON users.id = user_roles.user_id WHERE email = $1 ORDER BY role",
+    )
+    .bind(email)
+    .fetch_all(pool)
+    .await
+    .expect("roles")
+}
+
+/// Whoever registered an address first must not become admin because an
+/// operator ran `create-admin` for it: promoting an existing account is
+/// asked for explicitly and proven with that account's own password.
+#[sqlx::test]
+async fn create_admin_never_promotes_an_existing_account_without_its_password(pool: Pool) {
+    let data = tempfile::tempdir().expect("tempdir");
+    TestApp::new(pool.clone()).await.register("root@example.com").await;
+
+    let plain = typed(
+        against(&pool, &data, &["create-admin", "--email", "root@example.com"]),
+        "an operator passphrase",
+    );
+    assert!(!plain.status.success(), "{}", stdout(&plain));
+    assert!(stderr(&plain).contains("--promote-existing"), "{}", stderr(&plain));
+    let promote = ["create-admin", "--email", "root@example.com", "--promote-existing"];
+    let wrong = typed(against(&pool, &data, &promote), "an operator passphrase");
+    assert!(!wrong.status.success(), "a password that is not the account's: {}", stdout(&wrong));
+    assert_eq!(roles_of(&pool, "root@example.com").await, ["user"]);
+
+    let right = typed(against(&pool, &data, &promote), PASSWORD);
+    assert!(right.status.success(), "{}", stderr(&right));
+    assert!(stdout(&right).contains("granted admin"), "{}", stdout(&right));
+    assert_eq!(roles_of(&pool, "root@example.com").await, ["admin", "user"]);
+}
+
+/// An operator can lift the login throttle of any account, admins included,
+/// without the API.
+#[sqlx::test]
+async fn unlock_account_lifts_the_login_throttle(pool: Pool) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = TestApp::new(pool.clone()).await;
+    app.register("ann@example.com").await;
+    let from = std::net::IpAddr::from([127, 0, 0, 66]);
+    for _ in 0..10 {
+        let wrong = json!({"email": "ann@example.com", "password": "not the password at all"});
+        app.post_from(from, "/api/v1/auth/login", None, &wrong).await;
+    }
+    let right = json!({"email": "ann@example.com", "password": PASSWORD});
+    assert_eq!(app.post_from(from, "/api/v1/auth/login", None, &right).await.status.as_u16(), 401);
+
+    let unlocked =
+        against(&pool, &data, &["unlock-account", "--email", "ann@example.com"]).output().expect("runs");
+    assert!(unlocked.status.success(), "{}", stderr(&unlocked));
+    assert_eq!(app.post_from(from, "/api/v1/auth/login", None, &right).await.status.as_u16(), 200);
+}
+
+/// Development mode is the default, so that a laptop needs no settings; a
+/// service that listens beyond loopback in development mode was most likely
+/// deployed by mistake, and starts only when development was chosen
+/// explicitly.
+#[sqlx::test]
+async fn development_mode_on_a_public_address_must_be_chosen_explicitly(pool: Pool) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut implicit = against(&pool, &data, &["serve"]);
+    implicit.env("APP_SERVER__HTTPS_ADDR", "0.0.0.0:0").env_remove("APP_ENV");
+    let mut child = implicit.spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started in implicit development mode on 0.0.0.0");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = child.wait_with_output().expect("output");
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("APP_ENV=development"), "{}", stderr(&refused));
+
+    let mut explicit = against(&pool, &data, &["serve"]);
+    explicit.env("APP_SERVER__HTTPS_ADDR", "0.0.0.0:0").env("APP_ENV", "development");
+    let mut child = explicit.spawn().expect("spawn");
+    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(lines.map_while(Result::ok).any(|line| line.contains("listening")));
+    });
+    let listening = rx.recv_timeout(Duration::from_secs(30)).unwrap_or(false);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(listening, "explicit development mode serves");
 }

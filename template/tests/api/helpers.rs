@@ -2,7 +2,7 @@
 
 use std::{
     io,
-    net::SocketAddr,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::{Arc, LazyLock, Mutex},
 };
@@ -18,6 +18,7 @@ use app::{
 use axum::{
     Router,
     body::{Body, Bytes},
+    extract::ConnectInfo,
     http::{HeaderMap, Request, StatusCode, header},
 };
 use figment::Figment;
@@ -74,6 +75,13 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        self.send_from(CLIENT_IP, request).await
+    }
+
+    /// Sends `request` as if from `client`: the peer address the server's
+    /// connection info reports, as for a real socket.
+    pub async fn send_from(&self, client: IpAddr, mut request: Request<Body>) -> TestResponse {
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::new(client, 40_000)));
         let response = self.router.clone().oneshot(request).await.expect("the router is infallible");
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
@@ -82,11 +90,22 @@ impl TestApp {
 
     /// POSTs `body` as JSON, with a bearer token when one is given.
     pub async fn post(&self, uri: &str, token: Option<&str>, body: &serde_json::Value) -> TestResponse {
+        self.post_from(CLIENT_IP, uri, token, body).await
+    }
+
+    /// `post`, from the client address `client`.
+    pub async fn post_from(
+        &self,
+        client: IpAddr,
+        uri: &str,
+        token: Option<&str>,
+        body: &serde_json::Value,
+    ) -> TestResponse {
         let mut request = Request::post(uri).header(header::CONTENT_TYPE, "application/json");
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        self.send(request.body(Body::from(body.to_string())).expect("request")).await
+        self.send_from(client, request.body(Body::from(body.to_string())).expect("request")).await
     }
 
     /// GETs with `Authorization: Bearer <token>`.
@@ -128,6 +147,10 @@ impl TestApp {
 
 /// The password test accounts register with: long enough, not common.
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The client address of in-process requests unless a test names another
+/// (any 127.x address works as a distinct client).
+pub const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 pub struct TokenPair {
     pub access: String,

@@ -17,6 +17,7 @@ mod headers;
 mod health;
 mod helpers;
 mod logging;
+mod maintenance;
 mod notes;
 mod oidc;
 mod openapi;

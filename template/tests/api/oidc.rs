@@ -101,14 +101,21 @@ async fn sign_in_at_provider(app: &TestApp, login: &str) -> (String, String) {
     assert_eq!(start.status, StatusCode::FOUND, "{}", String::from_utf8_lossy(&start.body));
     let cookie = start.header("set-cookie").split(';').next().expect("cookie").to_owned();
     assert!(start.header("set-cookie").contains("HttpOnly") && start.header("set-cookie").contains("Secure"));
-    let mut location = start.header("location").to_owned();
+    let location = start.header("location");
     assert!(location.contains("code_challenge_method=S256") && location.contains("nonce="), "{location}");
+    (browse_to_callback(location, login).await, cookie)
+}
 
+/// From the provider's authorization URL `location`: signs in as `login`,
+/// consents, and returns the path and query the provider redirected to on
+/// this API.
+async fn browse_to_callback(location: &str, login: &str) -> String {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
+    let mut location = location.to_owned();
     let mut request = browser.get(&location);
     for _ in 0..20 {
         let response = request.send().await.expect("the provider answers");
@@ -117,7 +124,7 @@ async fn sign_in_at_provider(app: &TestApp, login: &str) -> (String, String) {
             location =
                 url.join(response.headers()["location"].to_str().expect("ASCII")).expect("url").to_string();
             if let Some(callback) = location.strip_prefix(PUBLIC_URL) {
-                return (callback.to_owned(), cookie);
+                return callback.to_owned();
             }
             request = browser.get(&location);
             continue;
@@ -132,6 +139,48 @@ async fn sign_in_at_provider(app: &TestApp, login: &str) -> (String, String) {
         request = browser.post(url.join(&action).expect("action url")).form(&form);
     }
     panic!("the login never came back to the API");
+}
+
+/// An access token the provider issues to `login` for this API, as another
+/// client of the provider (a single-page app, say) would get it: the code
+/// flow with PKCE and the API as the resource.
+async fn provider_access_token(provider: &OidcProvider, login: &str) -> String {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use sha2::{Digest, Sha256};
+
+    let verifier = "a-code-verifier-of-at-least-forty-three-characters-long";
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let redirect_uri = format!("{PUBLIC_URL}/api/v1/auth/oidc/callback");
+    let mut authorize = url::Url::parse(&format!("{}/auth", provider.issuer)).expect("url");
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", "api-login")
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", &redirect_uri)
+        .append_pair("scope", "openid email notes:read notes:write")
+        .append_pair("resource", PUBLIC_URL)
+        .append_pair("state", "test-state-value")
+        .append_pair("nonce", "test-nonce-value")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let callback = browse_to_callback(authorize.as_str(), login).await;
+    let callback = url::Url::parse(&format!("{PUBLIC_URL}{callback}")).expect("callback url");
+    let code = callback.query_pairs().find(|(name, _)| name == "code").expect("a code").1.into_owned();
+    let response = reqwest::Client::new()
+        .post(format!("{}/token", provider.issuer))
+        .basic_auth("api-login", Some("api-login-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", &redirect_uri),
+            ("code_verifier", verifier),
+            ("resource", PUBLIC_URL),
+        ])
+        .send()
+        .await
+        .expect("token endpoint");
+    let body: Value = response.json().await.expect("JSON");
+    body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_owned()
 }
 
 fn attribute(html: &str, name: &str) -> Option<String> {
@@ -212,15 +261,110 @@ async fn the_login_state_works_once_and_only_in_the_browser_that_started_it(pool
     forged.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
 }
 
+/// Pre-registration takeover: anyone can register an address they do not
+/// own. When the owner later logs in at the provider, the identity must not
+/// join the squatter's account (whose password would keep working), so an
+/// account with a password whose address this service never verified is
+/// not linked by email, whatever the provider says.
 #[sqlx::test]
-async fn a_verified_email_links_the_existing_account(pool: Pool) {
+async fn a_password_account_is_never_linked_by_email_alone(pool: Pool) {
+    let Some(provider) = provider() else { return };
+    let app = app(pool.clone(), &provider).await;
+    app.register("carol@example.com").await;
+    let (path, cookie) = sign_in_at_provider(&app, "carol").await;
+    let refused = callback(&app, &path, Some(&cookie)).await;
+    let error = refused.assert_error(StatusCode::CONFLICT, "CONFLICT");
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("link")), "{error}");
+    let links: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM user_identities").fetch_one(&pool).await.expect("count");
+    assert_eq!(links, 0);
+}
+
+/// Automatic linking by a provider-verified email happens only for an
+/// account without a password, or one whose address this service verified;
+/// it ends every session the account had.
+#[sqlx::test]
+async fn accounts_without_a_password_or_verified_here_link_by_verified_email(pool: Pool) {
+    let Some(provider) = provider() else { return };
+    let app = app(pool.clone(), &provider).await;
+    // dan@example.com exists through the provider only; "dan+work" is a
+    // second identity with the same verified address.
+    let subject = |token: &str| {
+        let app = &app;
+        let token = token.to_owned();
+        async move { app.get_as("/api/v1/me", &token).await.json()["subject"].clone() }
+    };
+    let first = log_in_through_provider(&app, "dan").await;
+    let dan = subject(&first.access).await;
+    let second = log_in_through_provider(&app, "dan+work").await;
+    assert_eq!(subject(&second.access).await, dan);
+    app.refresh(&first.refresh).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+    app.get_as("/api/v1/me", &first.access).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+
+    let erin = app.register("erin@example.com").await;
+    sqlx::query("UPDATE users SET email_verified_at = created_at WHERE email = 'erin@example.com'")
+        .execute(&pool)
+        .await
+        .expect("verified here");
+    let linked = log_in_through_provider(&app, "erin").await;
+    assert_eq!(subject(&linked.access).await, erin["id"]);
+}
+
+/// The safe way to link a password account: log in, then link while
+/// authenticated. The login at the provider is bound to this browser and to
+/// the caller's account; linking ends every other session of the account.
+#[sqlx::test]
+async fn linking_while_logged_in_joins_the_identity_and_ends_other_sessions(pool: Pool) {
     let Some(provider) = provider() else { return };
     let app = app(pool, &provider).await;
-    let local = app.register("carol@example.com").await;
-    let tokens = log_in_through_provider(&app, "carol").await;
-    let me = app.get_as("/api/v1/me", &tokens.access).await.json();
-    assert_eq!(me["account"]["id"], local["id"]);
+    let carol = app.register("carol@example.com").await;
+    let before = app.login("carol@example.com", PASSWORD).await;
+
+    let start = app.post("/api/v1/auth/oidc/link", Some(&before.access), &json!({})).await;
+    assert_eq!(start.status, StatusCode::OK, "{}", String::from_utf8_lossy(&start.body));
+    let cookie = start.header("set-cookie").split(';').next().expect("cookie").to_owned();
+    let location = start.json()["location"].as_str().expect("location").to_owned();
+    let path = browse_to_callback(&location, "carol-at-work").await;
+    let linked = callback(&app, &path, Some(&cookie)).await;
+    assert_eq!(linked.status, StatusCode::OK, "{}", String::from_utf8_lossy(&linked.body));
+    let pair = linked.json();
+    let me = app.get_as("/api/v1/me", pair["access_token"].as_str().expect("token")).await.json();
+    assert_eq!(me["subject"], carol["id"]);
+
+    app.refresh(&before.refresh).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+    app.get_as("/api/v1/me", &before.access).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+    let again = log_in_through_provider(&app, "carol-at-work").await;
+    assert_eq!(app.get_as("/api/v1/me", &again.access).await.json()["subject"], carol["id"]);
     app.login("carol@example.com", PASSWORD).await;
+
+    // An identity linked to one account cannot be linked to another.
+    let other = app.signed_up("frank@example.com").await;
+    let start = app.post("/api/v1/auth/oidc/link", Some(&other.access), &json!({})).await;
+    let cookie = start.header("set-cookie").split(';').next().expect("cookie").to_owned();
+    let path =
+        browse_to_callback(start.json()["location"].as_str().expect("location"), "carol-at-work").await;
+    callback(&app, &path, Some(&cookie)).await.assert_error(StatusCode::CONFLICT, "CONFLICT");
+}
+
+/// Provider-issued access tokens of a linked account meet the same account
+/// check as this service's own: disabled means refused, roles and all.
+#[sqlx::test]
+async fn a_disabled_account_is_refused_through_provider_tokens(pool: Pool) {
+    let Some(provider) = provider() else { return };
+    let app = app(pool.clone(), &provider).await;
+    log_in_through_provider(&app, "admin-eve").await;
+    let token = provider_access_token(&provider, "admin-eve").await;
+    let me = app.get_as("/api/v1/me", &token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", String::from_utf8_lossy(&me.body));
+    assert_eq!(me.json()["auth_method"], "provider_token");
+    assert_eq!(me.json()["roles"], json!(["user", "admin"]), "api-admins maps to admin");
+
+    sqlx::query("UPDATE users SET disabled_at = created_at WHERE email = 'admin-eve@example.com'")
+        .execute(&pool)
+        .await
+        .expect("disable");
+    app.get_as("/api/v1/me", &token).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
+    app.get_as("/api/v1/admin/users", &token).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
 }
 
 #[sqlx::test]
@@ -275,12 +419,15 @@ mod provider_keys {
         net::SocketAddr,
         sync::{
             Arc, Mutex,
-            atomic::{AtomicUsize, Ordering},
+            atomic::{AtomicBool, AtomicUsize, Ordering},
         },
         time::Duration,
     };
 
-    use app::auth::oidc::{outbound::Outbound, provider::Provider};
+    use app::auth::oidc::{
+        outbound::Outbound,
+        provider::{KeyTiming, Provider},
+    };
     use axum::{Json, Router, extract::State, routing::get};
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -291,6 +438,10 @@ mod provider_keys {
         issuer: Arc<Mutex<String>>,
         keys: Arc<Mutex<Vec<Value>>>,
         fetches: Arc<AtomicUsize>,
+        /// When set, the key set answers 503.
+        failing: Arc<AtomicBool>,
+        /// How long the key set takes to answer.
+        delay: Arc<Mutex<Duration>>,
     }
 
     struct Key {
@@ -328,7 +479,12 @@ mod provider_keys {
                 "/jwks",
                 get(|State(s): State<StandIn>| async move {
                     s.fetches.fetch_add(1, Ordering::SeqCst);
-                    Json(json!({"keys": *s.keys.lock().expect("lock")}))
+                    let delay = *s.delay.lock().expect("lock");
+                    tokio::time::sleep(delay).await;
+                    if s.failing.load(Ordering::SeqCst) {
+                        return Err(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    Ok(Json(json!({"keys": *s.keys.lock().expect("lock")})))
                 }),
             )
             .route("/huge", get(|| async { Json(json!({"padding": "x".repeat(300 * 1024)})) }))
@@ -341,13 +497,140 @@ mod provider_keys {
     }
 
     fn token(key: &Key, issuer: &str) -> String {
+        token_with(key, issuer, |_| {})
+    }
+
+    /// A provider access token signed by `key`, with `change` applied to
+    /// its claims.
+    fn token_with(key: &Key, issuer: &str, change: impl FnOnce(&mut Value)) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("at+jwt".to_owned());
         header.kid = Some(key.kid.clone());
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let claims =
+        let mut claims =
             json!({"iss": issuer, "aud": "https://api.test", "sub": "svc", "exp": now + 300, "iat": now});
+        change(&mut claims);
         jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign")
+    }
+
+    /// A stand-in serving `keys`, and a provider client for it.
+    async fn stand_in_with(keys: &[&Key], timing: KeyTiming) -> (StandIn, Provider, String) {
+        let stand_in = StandIn::default();
+        let addr = serve(stand_in.clone()).await;
+        let issuer = format!("http://{addr}");
+        stand_in.issuer.lock().expect("lock").clone_from(&issuer);
+        stand_in.keys.lock().expect("lock").extend(keys.iter().map(|key| key.jwk.clone()));
+        let outbound = Outbound::new(true).expect("client");
+        let provider = Provider::new(issuer.clone(), vec![Algorithm::EdDSA], outbound, timing);
+        (stand_in, provider, issuer)
+    }
+
+    /// Anonymous requests create pending logins, so their number is capped:
+    /// over the cap, a new login is shed with 503 and `Retry-After`.
+    #[sqlx::test]
+    async fn pending_logins_are_capped(pool: app::db::Pool) {
+        let (_stand_in, _provider, issuer) = stand_in_with(&[], slow_to_refetch()).await;
+        let config = crate::helpers::config_with(|figment| {
+            figment
+                .merge(("oidc.issuer", &issuer))
+                .merge(("oidc.client_id", "api-login"))
+                .merge(("oidc.max_pending_logins", 2))
+        });
+        let app = crate::helpers::TestApp::with_config(pool, config).await;
+        for _ in 0..2 {
+            assert_eq!(app.get("/api/v1/auth/oidc/login").await.status, axum::http::StatusCode::FOUND);
+        }
+        let shed = app.get("/api/v1/auth/oidc/login").await;
+        shed.assert_error(axum::http::StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+        assert_eq!(shed.header("retry-after"), "1");
+    }
+
+    /// Timing that never refetches within a test.
+    fn slow_to_refetch() -> KeyTiming {
+        KeyTiming { min_refresh_interval: Duration::from_mins(1), max_age: Duration::from_hours(1) }
+    }
+
+    /// A key set that cannot be fetched is not asked for again at each
+    /// token with an invented `kid`: the attempt counts, success or not.
+    #[tokio::test]
+    async fn a_failing_key_set_is_not_refetched_for_every_invented_kid() {
+        let real = key("real");
+        let (stand_in, provider, issuer) = stand_in_with(&[&real], slow_to_refetch()).await;
+        stand_in.failing.store(true, Ordering::SeqCst);
+        for kid in ["made-up-1", "made-up-2", "made-up-3"] {
+            assert!(
+                provider.verify::<Value>(&token(&key(kid), &issuer), "https://api.test", true).await.is_err()
+            );
+        }
+        assert_eq!(stand_in.fetches.load(Ordering::SeqCst), 1, "one attempt per interval, failed or not");
+    }
+
+    #[tokio::test]
+    async fn provider_tokens_not_yet_valid_are_refused() {
+        let real = key("real");
+        let (_stand_in, provider, issuer) = stand_in_with(&[&real], slow_to_refetch()).await;
+        provider
+            .verify::<Value>(&token(&real, &issuer), "https://api.test", true)
+            .await
+            .expect("the control");
+        let later = token_with(&real, &issuer, |claims| {
+            claims["nbf"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 300);
+        });
+        assert!(
+            provider.verify::<Value>(&later, "https://api.test", true).await.is_err(),
+            "nbf in the future"
+        );
+    }
+
+    /// Once the key set is older than its maximum age it is fetched again,
+    /// in the background: a key the provider withdrew stops being trusted,
+    /// and the fetch, however slow, never holds up tokens whose key is known.
+    #[tokio::test]
+    async fn withdrawn_keys_stop_being_trusted_and_refetches_never_stall_known_keys() {
+        let (kept, withdrawn) = (key("kept"), key("withdrawn"));
+        let timing = KeyTiming {
+            min_refresh_interval: Duration::from_millis(100),
+            max_age: Duration::from_millis(300),
+        };
+        let (stand_in, provider, issuer) = stand_in_with(&[&kept, &withdrawn], timing).await;
+        let verify = |key: &Key| {
+            let (provider, token) = (&provider, token(key, &issuer));
+            async move { provider.verify::<Value>(&token, "https://api.test", true).await }
+        };
+        verify(&withdrawn).await.expect("published at first");
+
+        *stand_in.keys.lock().expect("lock") = vec![kept.jwk.clone()];
+        *stand_in.delay.lock().expect("lock") = Duration::from_secs(1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let started = std::time::Instant::now();
+        verify(&kept).await.expect("a stale set still serves while the fresh one is fetched");
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "waited {:?} for the fetch",
+            started.elapsed()
+        );
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while verify(&withdrawn).await.is_ok() {
+            assert!(std::time::Instant::now() < deadline, "the withdrawn key is still trusted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        verify(&kept).await.expect("the kept key still verifies");
+    }
+
+    /// A key published for encryption, or for another algorithm, never
+    /// verifies a signature.
+    #[tokio::test]
+    async fn keys_published_for_another_use_or_algorithm_verify_nothing() {
+        let (mut encryption, mut other_alg) = (key("encryption"), key("other-alg"));
+        encryption.jwk["use"] = json!("enc");
+        other_alg.jwk["alg"] = json!("ES256");
+        let (_stand_in, provider, issuer) =
+            stand_in_with(&[&encryption, &other_alg], slow_to_refetch()).await;
+        for key in [&encryption, &other_alg] {
+            let refused = provider.verify::<Value>(&token(key, &issuer), "https://api.test", true).await;
+            assert!(refused.is_err(), "{} verified a token", key.kid);
+        }
     }
 
     #[tokio::test]
@@ -360,8 +643,8 @@ mod provider_keys {
         stand_in.keys.lock().expect("lock").push(old.jwk.clone());
         let interval = Duration::from_millis(500);
         let outbound = Outbound::new(true).expect("client");
-        let provider =
-            Provider::with_refresh_interval(issuer.clone(), vec![Algorithm::EdDSA], outbound, interval);
+        let timing = KeyTiming { min_refresh_interval: interval, max_age: Duration::from_hours(1) };
+        let provider = Provider::new(issuer.clone(), vec![Algorithm::EdDSA], outbound, timing);
         let verify = |token: String| {
             let provider = &provider;
             async move { provider.verify::<Value>(&token, "https://api.test", true).await }

@@ -49,6 +49,22 @@ async fn plain_http_only_redirects_to_the_public_url(pool: Pool) {
         .expect("plain HTTP request");
     assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
     assert_eq!(response.headers()["location"], "https://api.example.com/readyz?verbose=1");
+    let head = plain.head(format!("http://{redirect}/healthz")).send().await.expect("HEAD");
+    assert_eq!(head.status(), StatusCode::PERMANENT_REDIRECT);
+
+    // A client posting credentials over plain HTTP must not appear to work
+    // (a redirected POST is replayed by many clients): it is told to use
+    // HTTPS instead, in the error shape.
+    let posted = plain
+        .post(format!("http://{redirect}/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": "ann@example.com", "password": "secret"}))
+        .send()
+        .await
+        .expect("plain HTTP POST");
+    assert_eq!(posted.status(), StatusCode::FORBIDDEN);
+    assert!(posted.headers().get("location").is_none());
+    let request_id = posted.headers()["x-request-id"].to_str().expect("ASCII").to_owned();
+    assert_error_body(&posted.json().await.expect("JSON"), "HTTPS_REQUIRED", &request_id);
     app.shutdown().await.expect("clean stop");
 }
 

@@ -17,21 +17,34 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Claims exactly like the service's own, for the user `sub`.
-fn claims(sub: &str) -> Value {
+/// A registered user and one of their live sessions.
+struct Session {
+    user: String,
+    sid: String,
+}
+
+/// Claims exactly like the service's own, for `session`.
+fn claims(session: &Session) -> Value {
     let config = config();
     json!({
         "iss": config.issuer(),
         "aud": config.audience(),
-        "sub": sub,
+        "sub": session.user,
         "iat": now(),
         "nbf": now(),
         "exp": now() + 600,
         "jti": "test",
+        "sid": session.sid,
         "roles": ["user"],
         "scope": "notes:read",
         "amr": ["pwd"],
     })
+}
+
+/// The claims of a token the service issued.
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json")
 }
 
 fn header(typ: &str, kid: &str) -> Header {
@@ -51,11 +64,15 @@ fn kid() -> String {
     KeySet::load(keys_dir(), Environment::Development).expect("keys").signing_kid().to_owned()
 }
 
-/// A registered user, and the app.
-async fn setup(pool: Pool) -> (TestApp, String) {
+/// The app, and a session of a registered user.
+async fn setup(pool: Pool) -> (TestApp, Session) {
     let app = TestApp::new(pool).await;
-    let account = app.register("ann@example.com").await;
-    (app, account["id"].as_str().expect("id").to_owned())
+    let issued = claims_of(&app.signed_up("ann@example.com").await.access);
+    let session = Session {
+        user: issued["sub"].as_str().expect("sub").to_owned(),
+        sid: issued["sid"].as_str().expect("sid").to_owned(),
+    };
+    (app, session)
 }
 
 async fn assert_refused(app: &TestApp, token: &str) {
@@ -234,18 +251,47 @@ async fn issued_access_tokens_carry_the_rfc_9068_header_and_claims(pool: Pool) {
         (header.alg, header.typ.as_deref(), header.kid),
         (Algorithm::EdDSA, Some("at+jwt"), Some(kid()))
     );
-    let payload = tokens.access.split('.').nth(1).expect("payload");
-    let claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json");
+    let claims = claims_of(&tokens.access);
     let config = config();
     assert_eq!(claims["iss"], config.issuer().as_str());
     assert_eq!(claims["aud"], config.audience().as_str());
     assert!(claims["sub"].as_str().is_some_and(|sub| uuid::Uuid::parse_str(sub).is_ok()));
     assert!(claims["jti"].as_str().is_some_and(|jti| !jti.is_empty()));
+    assert!(claims["sid"].as_str().is_some_and(|sid| uuid::Uuid::parse_str(sid).is_ok()), "the session");
     assert_eq!(claims["roles"], json!(["user"]));
     assert_eq!(claims["scope"], "notes:read notes:write");
     assert_eq!(claims["amr"], json!(["pwd"]));
     let (iat, nbf, exp) = (claims["iat"].as_i64(), claims["nbf"].as_i64(), claims["exp"].as_i64());
     assert_eq!(nbf, iat);
     assert_eq!(exp.zip(iat).map(|(exp, iat)| exp - iat), Some(900), "15 minutes");
+}
+
+/// A token's roles and scopes are what the account holds now: a token that
+/// claims more (here, signed by our own key, as a token issued before a
+/// demotion would be) grants no more.
+#[sqlx::test]
+async fn roles_and_scopes_come_from_the_account_not_the_token(pool: Pool) {
+    let (app, user) = setup(pool).await;
+    let mut claims = claims(&user);
+    claims["roles"] = json!(["user", "admin"]);
+    claims["scope"] = json!("notes:read users:admin");
+    let token = sign(&header("at+jwt", &kid()), &claims);
+    let me = app.get_as("/api/v1/me", &token).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["roles"], json!(["user"]));
+    assert_eq!(me.json()["scopes"], json!(["notes:read"]), "the issued scopes the current roles allow");
+    app.get_as("/api/v1/admin/users", &token).await.assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
+}
+
+/// An access token lives only as long as its session: a well-signed token
+/// naming a session that is not (or no longer) live is refused.
+#[sqlx::test]
+async fn a_token_of_an_ended_or_unknown_session_is_refused(pool: Pool) {
+    let (app, session) = setup(pool).await;
+    let unknown = Session { user: session.user.clone(), sid: uuid::Uuid::new_v4().to_string() };
+    assert_refused(&app, &sign(&header("at+jwt", &kid()), &claims(&unknown))).await;
+    let token = sign(&header("at+jwt", &kid()), &claims(&session));
+    assert_eq!(app.get_as("/api/v1/me", &token).await.status, StatusCode::OK, "the control");
+    app.post("/api/v1/auth/logout-all", Some(&token), &json!({})).await;
+    assert_refused(&app, &token).await;
 }

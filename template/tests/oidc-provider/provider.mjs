@@ -8,8 +8,10 @@
 // ends, however it ends).
 //
 // Accounts: any login name works with any password. The account's email is
-// <login>@example.com, verified unless the login starts with "unverified";
-// logins starting with "admin" carry the provider role "api-admins".
+// <login>@example.com, where anything from a "+" on is left out ("dan+work"
+// is a second identity with dan's address); it is verified unless the login
+// starts with "unverified"; logins starting with "admin" carry the provider
+// role "api-admins".
 // Clients: "api-login" (authorization code + PKCE, for this API's login) and
 // "reporting-service" (client credentials, a service calling this API).
 import http from 'node:http';
@@ -63,7 +65,7 @@ const configuration = {
       async claims() {
         return {
           sub: accountId,
-          email: `${accountId}@example.com`,
+          email: `${accountId.split('+')[0]}@example.com`,
           email_verified: !accountId.startsWith('unverified'),
           name: `Test ${accountId}`,
         };

@@ -7,6 +7,20 @@
 //! finish a login the attacker started (login CSRF). `finish` accepts each
 //! state once, exchanges the code, validates the ID token and issues this
 //! service's own token pair.
+//!
+//! Which account a provider identity logs into:
+//! - the account it is linked to;
+//! - when a signed-in user started the login to link (`start` with
+//!   `link_to`), that user's account;
+//! - an account with the same address, linked now, only when the provider
+//!   verified the address and the account cannot be a squatter's: it has no
+//!   password, or this service verified its address. Anyone can register an
+//!   address they do not own; linking such an account by email would hand
+//!   the squatter's password and sessions the owner's identity. Otherwise
+//!   the login is refused and the owner links while signed in;
+//! - else a new account without a password.
+//!
+//! Linking ends every session the account had.
 
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
@@ -30,6 +44,7 @@ use crate::{
     db::{self, Pool, oidc_logins::PendingLogin, users::NewUser},
     domain::{DisplayName, Email},
 };
+use uuid::Uuid;
 
 /// How long a login may take between the redirect and the callback.
 const LOGIN_LIFETIME_SECS: u64 = 600;
@@ -50,6 +65,12 @@ pub enum LoginError {
     NoEmail,
     #[error("an account with this email exists and the provider has not verified the address")]
     UnverifiedEmail,
+    #[error("an account with this email exists; its owner must link the provider while signed in")]
+    LinkWhileSignedIn,
+    #[error("the provider identity is linked to another account")]
+    IdentityTaken,
+    #[error("too many logins are pending")]
+    TooManyPending,
     #[error("the account is disabled")]
     Disabled,
     #[error(transparent)]
@@ -101,7 +122,9 @@ struct IdClaims {
     name: Option<String>,
 }
 
-pub async fn start(db: &Pool, oidc: &Oidc) -> Result<Redirect, LoginError> {
+/// Begins a login at the provider; with `link_to`, a signed-in user's
+/// request to link the identity they log in with to their account.
+pub async fn start(db: &Pool, oidc: &Oidc, link_to: Option<Uuid>) -> Result<Redirect, LoginError> {
     let client = oauth_client(oidc).await?;
     let settings = oidc.client.as_ref().ok_or(LoginError::NotConfigured)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -114,7 +137,7 @@ pub async fn start(db: &Pool, oidc: &Oidc) -> Result<Redirect, LoginError> {
         .set_pkce_challenge(challenge)
         .url();
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-    db::oidc_logins::insert(
+    let remembered = db::oidc_logins::insert(
         db,
         PendingLogin {
             state_hash: &sha256(state.secret()),
@@ -122,10 +145,15 @@ pub async fn start(db: &Pool, oidc: &Oidc) -> Result<Redirect, LoginError> {
             pkce_verifier: verifier.secret(),
             nonce: &nonce,
             expires_at: now.saturating_add_unsigned(LOGIN_LIFETIME_SECS),
+            link_user_id: link_to,
         },
         now,
+        oidc.max_pending_logins,
     )
     .await?;
+    if !remembered {
+        return Err(LoginError::TooManyPending);
+    }
     Ok(Redirect { location, browser_binding })
 }
 
@@ -167,7 +195,11 @@ pub async fn finish(
         return Err(LoginError::Refused("the ID token was issued to another party (azp)".to_owned()));
     }
 
-    let user_id = account_for(db, oidc.provider.issuer(), claims).await?;
+    let issuer = oidc.provider.issuer();
+    let user_id = match pending.link_user_id {
+        Some(user_id) => link_signed_in(db, issuer, &claims.sub, user_id).await?,
+        None => account_for(db, issuer, claims).await?,
+    };
     let active = db::users::find_by_id(db, user_id).await?.is_some_and(|user| user.disabled_at.is_none());
     if !active {
         return Err(LoginError::Disabled);
@@ -175,11 +207,8 @@ pub async fn finish(
     sessions::start(db, auth, user_id, AuthMethod::Oidc).await.map_err(|err| LoginError::Internal(err.into()))
 }
 
-/// The account for a provider identity: the linked one; else the account
-/// with the same email, linked now, but only if the provider verified that
-/// address (or anyone could claim an account by typing its email at a
-/// provider); else a new account without a password.
-async fn account_for(db: &Pool, issuer: &str, claims: IdClaims) -> Result<uuid::Uuid, LoginError> {
+/// The account for a provider identity (see the module's docs).
+async fn account_for(db: &Pool, issuer: &str, claims: IdClaims) -> Result<Uuid, LoginError> {
     if let Some(user_id) = db::identities::find_user(db, issuer, &claims.sub).await? {
         return Ok(user_id);
     }
@@ -188,7 +217,10 @@ async fn account_for(db: &Pool, issuer: &str, claims: IdClaims) -> Result<uuid::
         if claims.email_verified != Some(true) {
             return Err(LoginError::UnverifiedEmail);
         }
-        db::identities::link(db, issuer, &claims.sub, user.id).await?;
+        if user.password_hash.is_some() && user.email_verified_at.is_none() {
+            return Err(LoginError::LinkWhileSignedIn);
+        }
+        link(db, issuer, &claims.sub, user.id).await?;
         tracing::info!(user_id = %user.id, issuer, "linked a provider identity to an existing account by verified email");
         return Ok(user.id);
     }
@@ -207,6 +239,32 @@ async fn account_for(db: &Pool, issuer: &str, claims: IdClaims) -> Result<uuid::
     db::identities::link(db, issuer, &claims.sub, user.id).await?;
     tracing::info!(user_id = %user.id, issuer, "created an account for a provider identity");
     Ok(user.id)
+}
+
+/// Links the identity to the signed-in user who asked for it.
+async fn link_signed_in(db: &Pool, issuer: &str, subject: &str, user_id: Uuid) -> Result<Uuid, LoginError> {
+    match db::identities::find_user(db, issuer, subject).await? {
+        Some(linked) if linked == user_id => Ok(user_id),
+        Some(_) => Err(LoginError::IdentityTaken),
+        None => {
+            link(db, issuer, subject, user_id).await?;
+            tracing::info!(%user_id, issuer, "linked a provider identity at the account holder's request");
+            Ok(user_id)
+        }
+    }
+}
+
+/// Links the identity to an existing account and ends every session the
+/// account had: whoever held one before the link must prove themselves
+/// again.
+async fn link(db: &Pool, issuer: &str, subject: &str, user_id: Uuid) -> Result<(), LoginError> {
+    let mut tx = db.begin().await?;
+    sessions::end_all_in(&mut tx, user_id).await.map_err(|err| LoginError::Internal(err.into()))?;
+    if !db::identities::link(&mut *tx, issuer, subject, user_id).await? {
+        return Err(LoginError::IdentityTaken);
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn oauth_client(oidc: &Oidc) -> Result<OidcClient, LoginError> {

@@ -17,8 +17,10 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use url::Url;
 
-use self::{outbound::Outbound, provider::Provider};
-use super::{AuthMethod, Principal, Subject};
+use self::{
+    outbound::Outbound,
+    provider::{KeyTiming, Provider},
+};
 use crate::{
     authz::Role,
     config::{Config, Environment, Secret},
@@ -37,6 +39,8 @@ pub struct Oidc {
     pub provider: Provider,
     pub client: Option<Client>,
     pub outbound: Outbound,
+    /// Logins that may wait for their callback at once.
+    pub max_pending_logins: u32,
     audience: String,
     roles_claim: String,
     role_map: BTreeMap<String, Role>,
@@ -52,6 +56,21 @@ struct ProviderClaims {
     client_id: Option<String>,
     #[serde(flatten)]
     other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Who a verified provider access token speaks for, before this service's
+/// own account (if one is linked) has its say.
+pub struct ProviderCaller {
+    /// The provider's subject.
+    pub subject: String,
+    /// The account the provider identity is linked to.
+    pub account: Option<uuid::Uuid>,
+    /// This service's roles for the provider's role names.
+    pub roles: Vec<Role>,
+    pub scopes: Vec<String>,
+    /// A service acting for itself (the client-credentials grant: the
+    /// subject is the client).
+    pub client_credentials: bool,
 }
 
 /// The path of the login callback, registered at the provider as part of the
@@ -82,39 +101,36 @@ impl Oidc {
         };
         let issuer = issuer.as_str().trim_end_matches('/').to_owned();
         Ok(Some(Self {
-            provider: Provider::new(issuer, algorithms, outbound.clone()),
+            provider: Provider::new(issuer, algorithms, outbound.clone(), KeyTiming::default()),
             client,
             outbound,
+            max_pending_logins: settings.max_pending_logins,
             audience: config.audience(),
             roles_claim: settings.roles_claim.clone(),
             role_map: settings.role_map.clone(),
         }))
     }
 
-    /// The caller behind an access token the provider issued for this API.
-    ///
-    /// Users whose provider identity is linked to an account act as that
-    /// account; services (client credentials: `sub` is the client) and
-    /// unlinked users act under their provider subject, with the scopes
-    /// of the token and the roles mapped from `oidc.roles_claim`.
-    pub async fn principal(&self, db: &Pool, token: &str) -> anyhow::Result<Principal> {
+    /// The caller behind an access token the provider issued for this API:
+    /// a user whose provider identity is linked to an account here (the
+    /// caller's principal then comes from that account), or a service or
+    /// unlinked user acting under its provider subject, with the token's
+    /// scopes and the roles mapped from `oidc.roles_claim`.
+    pub async fn verify_access_token(&self, db: &Pool, token: &str) -> anyhow::Result<ProviderCaller> {
         let claims: ProviderClaims = self.provider.verify(token, &self.audience, true).await?;
+        let account = db::identities::find_user(db, self.provider.issuer(), &claims.sub).await?;
+        let client_credentials =
+            account.is_none() && claims.client_id.as_deref() == Some(claims.sub.as_str());
         let mut roles = self.mapped_roles(&claims.other);
-        let scopes = claims.scope.split_whitespace().map(str::to_owned).collect();
-        let linked = db::identities::find_user(db, self.provider.issuer(), &claims.sub).await?;
-        let (subject, method) = match linked {
-            Some(user_id) => {
-                roles.push(Role::User);
-                (Subject::User(user_id), AuthMethod::ProviderToken)
-            }
-            None if claims.client_id.as_deref() == Some(claims.sub.as_str()) => {
-                (Subject::External(claims.sub), AuthMethod::ClientCredentials)
-            }
-            None => (Subject::External(claims.sub), AuthMethod::ProviderToken),
-        };
         roles.sort();
         roles.dedup();
-        Ok(Principal { subject, roles, scopes, method })
+        Ok(ProviderCaller {
+            roles,
+            scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
+            subject: claims.sub,
+            account,
+            client_credentials,
+        })
     }
 
     /// This service's roles for the provider's role names in the token:

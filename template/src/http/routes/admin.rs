@@ -108,3 +108,27 @@ pub async fn disable_user(
     accounts::disable(&state.db, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Lift the login throttle of an account.
+///
+/// Logins are throttled per client address, with a ceiling per account
+/// that many addresses together can reach; this clears both at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users/{id}/unlock",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The account's id")),
+    responses(
+        (status = NO_CONTENT, description = "Every throttle of the account is lifted"),
+        (status = NOT_FOUND, description = "No such account", body = ErrorEnvelope),
+    ),
+)]
+pub async fn unlock_user(
+    State(state): State<AppState>,
+    _admin: RequireRole<Admin>,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, ApiError> {
+    accounts::unlock(&state.db, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -22,7 +22,10 @@ use crate::{
     },
     authz::Role,
     domain::{DisplayName, Email, Password},
-    http::{ApiError, ErrorEnvelope, extract::JsonBody},
+    http::{
+        ApiError, ErrorEnvelope,
+        extract::{ClientAddr, JsonBody},
+    },
 };
 
 #[derive(Deserialize, ToSchema)]
@@ -69,6 +72,7 @@ impl From<Account> for UserResponse {
     responses(
         (status = CREATED, description = "The account was created", body = UserResponse),
         (status = CONFLICT, description = "The email is already registered", body = ErrorEnvelope),
+        (status = SERVICE_UNAVAILABLE, description = "Too many password checks at once; retry shortly", body = ErrorEnvelope),
     ),
 )]
 pub async fn register(
@@ -90,7 +94,8 @@ pub struct LoginRequest {
 
 /// Log in with email and password.
 ///
-/// An unknown email, a wrong password and a locked account answer alike.
+/// An unknown email, a wrong password, a disabled account and a throttled
+/// attempt answer alike.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
@@ -99,13 +104,15 @@ pub struct LoginRequest {
     responses(
         (status = OK, description = "An access token and a refresh token", body = TokenPair),
         (status = UNAUTHORIZED, description = "The credentials are not valid", body = ErrorEnvelope),
+        (status = SERVICE_UNAVAILABLE, description = "Too many password checks at once; retry shortly", body = ErrorEnvelope),
     ),
 )]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    Ok(Json(accounts::login(&state.db, &state.auth, &request.email, &request.password).await?))
+    Ok(Json(accounts::login(&state.db, &state.auth, &request.email, &request.password, client).await?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -153,14 +160,14 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// End every session of the caller.
+/// End every session of the caller, and every access token issued so far.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/logout-all",
     tag = "auth",
     security(("bearer" = [])),
     responses(
-        (status = NO_CONTENT, description = "Every refresh token of the caller is revoked"),
+        (status = NO_CONTENT, description = "Every refresh token of the caller is revoked, and the access tokens issued so far are refused"),
     ),
 )]
 pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> Result<StatusCode, ApiError> {
@@ -175,7 +182,7 @@ pub struct ChangePasswordRequest {
     new_password: Password,
 }
 
-/// Change the caller's password; every session ends.
+/// Change the caller's password; every session and access token ends.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/password",
@@ -183,19 +190,22 @@ pub struct ChangePasswordRequest {
     security(("bearer" = [])),
     request_body = ChangePasswordRequest,
     responses(
-        (status = NO_CONTENT, description = "Changed; every refresh token is revoked"),
+        (status = NO_CONTENT, description = "Changed; every refresh and access token is revoked"),
         (status = UNPROCESSABLE_ENTITY, description = "Wrong current password, or a weak new one", body = ErrorEnvelope),
+        (status = SERVICE_UNAVAILABLE, description = "Too many password checks at once; retry shortly", body = ErrorEnvelope),
     ),
 )]
 pub async fn change_password(
     State(state): State<AppState>,
     principal: Principal,
+    ClientAddr(client): ClientAddr,
     JsonBody(request): JsonBody<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     accounts::change_password(
         &state.db,
         &state.auth,
         principal.user_id()?,
+        client,
         &request.current_password,
         &request.new_password,
     )

@@ -17,6 +17,9 @@ pub struct Health {
 
 const OK: Health = Health { status: "ok" };
 
+/// The probes' routes: never shed, whatever the load (see `load_shed`).
+pub const PROBES: [&str; 2] = ["/healthz", "/readyz"];
+
 /// Liveness probe.
 ///
 /// Answers while the process serves requests. It touches no dependency, so an

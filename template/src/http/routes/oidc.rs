@@ -6,12 +6,13 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AppState,
     auth::{
+        Principal,
         oidc::login::{self, BROWSER_COOKIE, LoginError},
         sessions::TokenPair,
     },
@@ -34,6 +35,14 @@ impl From<LoginError> for ApiError {
             LoginError::UnverifiedEmail => {
                 Self::Conflict("An account with this email exists; log in with its password.")
             }
+            LoginError::LinkWhileSignedIn => Self::Conflict(
+                "An account with this email exists. Log in with its password, then link this provider \
+                 from the account (POST /api/v1/auth/oidc/link).",
+            ),
+            LoginError::IdentityTaken => {
+                Self::Conflict("This provider identity is linked to another account.")
+            }
+            LoginError::TooManyPending => Self::Overloaded,
             LoginError::Disabled => Self::InvalidCredentials,
             LoginError::Internal(err) => Self::Internal(err),
         }
@@ -52,26 +61,56 @@ impl From<LoginError> for ApiError {
     responses(
         (status = FOUND, description = "To the provider's authorization endpoint"),
         (status = NOT_FOUND, description = "No provider is configured", body = ErrorEnvelope),
+        (status = SERVICE_UNAVAILABLE, description = "Too many logins are pending; retry later", body = ErrorEnvelope),
     ),
 )]
 pub async fn start(State(state): State<AppState>) -> Result<Response, ApiError> {
     let oidc = state.auth.oidc.as_ref().ok_or(ApiError::NotFound)?;
-    let redirect = login::start(&state.db, oidc).await?;
+    let redirect = login::start(&state.db, oidc, None).await?;
+    let location = HeaderValue::from_str(redirect.location.as_str()).map_err(anyhow::Error::from)?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, location)], browser_cookie(&redirect)?).into_response())
+}
+
+/// Where the browser goes to link a provider identity.
+#[derive(Serialize, ToSchema)]
+pub struct LinkStart {
+    /// The provider's authorization URL: navigate the browser there.
+    pub location: String,
+}
+
+/// Link a provider identity to the caller's account.
+///
+/// The safe way to join a provider login to an account that has a
+/// password: sign in, call this, then send the browser to `location`. The
+/// callback links whichever identity logs in there to the caller's
+/// account, ends the account's other sessions and answers with a new token
+/// pair. The login is bound to this browser by a cookie, so the front end
+/// must call this from the API's own site.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/oidc/link",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = OK, description = "Navigate the browser to `location`", body = LinkStart),
+        (status = NOT_FOUND, description = "No provider is configured", body = ErrorEnvelope),
+        (status = SERVICE_UNAVAILABLE, description = "Too many logins are pending; retry later", body = ErrorEnvelope),
+    ),
+)]
+pub async fn link(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
+    let oidc = state.auth.oidc.as_ref().ok_or(ApiError::NotFound)?;
+    let redirect = login::start(&state.db, oidc, Some(principal.user_id()?)).await?;
+    let body = LinkStart { location: redirect.location.to_string() };
+    Ok((browser_cookie(&redirect)?, Json(body)).into_response())
+}
+
+/// The short-lived cookie that binds a login to the browser that began it.
+fn browser_cookie(redirect: &login::Redirect) -> Result<[(header::HeaderName, HeaderValue); 1], ApiError> {
     let cookie = format!(
         "{BROWSER_COOKIE}={}; Path=/; Max-Age=600; Secure; HttpOnly; SameSite=Lax",
         redirect.browser_binding
     );
-    Ok((
-        StatusCode::FOUND,
-        [
-            (
-                header::LOCATION,
-                HeaderValue::from_str(redirect.location.as_str()).map_err(anyhow::Error::from)?,
-            ),
-            (header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?),
-        ],
-    )
-        .into_response())
+    Ok([(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(anyhow::Error::from)?)])
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -92,7 +131,7 @@ pub struct CallbackParams {
         (status = OK, description = "Logged in: this service's token pair", body = TokenPair),
         (status = BAD_REQUEST, description = "The login failed, expired or began in another browser", body = ErrorEnvelope),
         (status = NOT_FOUND, description = "No provider is configured", body = ErrorEnvelope),
-        (status = CONFLICT, description = "The email belongs to an account the provider cannot vouch for", body = ErrorEnvelope),
+        (status = CONFLICT, description = "The email belongs to an account that must link the provider while signed in, or the identity is linked to another account", body = ErrorEnvelope),
     ),
 )]
 pub async fn callback(

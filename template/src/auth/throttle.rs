@@ -1,0 +1,107 @@
+//! Login throttling: how many times an account's password may be checked.
+//!
+//! A hard lock after N failures lets anyone lock anyone out, admins
+//! included. Instead, checks are counted per (account, client address) and
+//! per account over all addresses, in fixed windows:
+//!
+//! - one address gets `per_address` checks of an account per window, so an
+//!   attacker guessing from it is slowed to a crawl while the owner, from
+//!   any other address, still logs in;
+//! - all addresses together get `per_account`, so that many addresses
+//!   cannot guess for long either. This ceiling is the trade-off: enough
+//!   addresses can still keep an account's logins refused until the window
+//!   ends (`unlock-account` and the admin API lift it).
+//!
+//! Each check is reserved in the database *before* its hash is computed, in
+//! one atomic statement, so concurrent guesses cannot all slip past a count
+//! read beforehand. A correct password clears its address's count.
+
+use std::{net::IpAddr, time::Duration};
+
+use uuid::Uuid;
+
+use super::unix_now;
+use crate::db::{self, Pool};
+
+/// The throttle's source name for the ceiling over all addresses.
+const EVERY_ADDRESS: &str = "*";
+
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottlePolicy {
+    pub per_address: u32,
+    pub per_account: u32,
+    pub window: Duration,
+}
+
+impl ThrottlePolicy {
+    /// Reserves one check of `user_id`'s password from `client`; `false`
+    /// when a budget of the window is spent and the password must not be
+    /// checked.
+    pub async fn reserve(&self, db: &Pool, user_id: Uuid, client: IpAddr) -> Result<bool, sqlx::Error> {
+        let (now, window) = (now(), self.window_secs());
+        let source = source(client);
+        // The address first: a throttled address never counts against the
+        // account's ceiling, so one address alone cannot reach it.
+        Ok(db::login_throttles::reserve(db, user_id, &source, self.per_address, now, window).await?
+            && db::login_throttles::reserve(db, user_id, EVERY_ADDRESS, self.per_account, now, window)
+                .await?)
+    }
+
+    /// After a correct password: the address's count starts over, and the
+    /// check is given back to the account's ceiling.
+    pub async fn succeeded(&self, db: &Pool, user_id: Uuid, client: IpAddr) -> Result<(), sqlx::Error> {
+        db::login_throttles::clear(db, user_id, &source(client)).await?;
+        db::login_throttles::release(db, user_id, EVERY_ADDRESS).await
+    }
+
+    fn window_secs(&self) -> i64 {
+        i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    /// Counts whose window ended before now; `maintenance` deletes them.
+    #[must_use]
+    pub fn expired_before(&self) -> i64 {
+        now() - self.window_secs()
+    }
+}
+
+/// Lifts every throttle of an account.
+pub async fn unlock(db: &Pool, user_id: Uuid) -> Result<(), sqlx::Error> {
+    db::login_throttles::clear_account(db, user_id).await
+}
+
+fn now() -> i64 {
+    i64::try_from(unix_now()).unwrap_or(i64::MAX)
+}
+
+/// The unit an attacker pays for: one IPv4 address, or one IPv6 /64 (what
+/// a single subscriber usually holds, so that walking through its 2^64
+/// addresses gains nothing).
+fn source(client: IpAddr) -> String {
+    match client {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                v4.to_string()
+            } else {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_addresses_or_ipv6_subscriber_prefixes() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("address");
+        assert_eq!(source(ip("203.0.113.9")), "203.0.113.9");
+        assert_eq!(source(ip("::ffff:203.0.113.9")), "203.0.113.9");
+        assert_eq!(source(ip("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
+        assert_eq!(source(ip("2001:db8:1:2:ffff::1")), source(ip("2001:db8:1:2::9")));
+        assert_ne!(source(ip("2001:db8:1:3::1")), source(ip("2001:db8:1:2::1")));
+    }
+}
