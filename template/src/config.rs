@@ -66,6 +66,9 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     pub max_concurrent_requests: usize,
     pub shutdown_grace_secs: u64,
+    pub tls_handshake_timeout_secs: u64,
+    pub first_request_timeout_secs: u64,
+    pub header_read_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -122,6 +125,8 @@ pub struct OidcConfig {
     pub roles_claim: String,
     pub role_map: BTreeMap<String, Role>,
     pub max_pending_logins: u32,
+    pub connect_timeout_secs: u64,
+    pub request_timeout_secs: u64,
 }
 
 /// A secret setting (a client secret, …): usable through `expose`, never
@@ -292,6 +297,15 @@ impl Config {
         )?;
         check(server.max_concurrent_requests >= 1, "server.max_concurrent_requests", "must be at least 1")?;
         check(server.shutdown_grace_secs <= 300, "server.shutdown_grace_secs", "must be at most 300")?;
+        for (key, secs) in [
+            ("server.tls_handshake_timeout_secs", server.tls_handshake_timeout_secs),
+            ("server.first_request_timeout_secs", server.first_request_timeout_secs),
+            ("server.header_read_timeout_secs", server.header_read_timeout_secs),
+            ("oidc.connect_timeout_secs", self.oidc.connect_timeout_secs),
+            ("oidc.request_timeout_secs", self.oidc.request_timeout_secs),
+        ] {
+            check((1..=60).contains(&secs), key, "must be between 1 and 60")?;
+        }
         check(
             self.tls.cert_path.is_some() == self.tls.key_path.is_some(),
             "tls.key_path",
@@ -310,10 +324,9 @@ impl Config {
             "must be between 60 and 3600: access tokens cannot be revoked, keep them short",
         )?;
         check(
-            auth.refresh_idle_timeout_secs >= auth.access_token_ttl_secs
-                && auth.refresh_idle_timeout_secs <= auth.refresh_lifetime_secs,
+            (1..=auth.refresh_lifetime_secs).contains(&auth.refresh_idle_timeout_secs),
             "auth.refresh_idle_timeout_secs",
-            "must lie between the access token lifetime and auth.refresh_lifetime_secs",
+            "must be at least 1 and at most auth.refresh_lifetime_secs",
         )?;
         check(
             auth.refresh_lifetime_secs <= 365 * 24 * 3600,

@@ -11,16 +11,14 @@ use std::{
 
 use anyhow::Context;
 use axum::Router;
-use axum_server::{Handle, tls_rustls::RustlsConfig};
+use axum_server::{
+    Handle,
+    tls_rustls::{RustlsAcceptor, RustlsConfig},
+};
 use url::Url;
 
 use crate::{config::Config, http, tls};
 
-/// How long a client may take to send its request headers (against
-/// slowloris-style connection exhaustion).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a new connection may stay idle before its first request.
-const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head (request line and headers) accepted.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Parallel streams one HTTP/2 connection may open.
@@ -35,6 +33,16 @@ pub struct Server {
     app: Router,
     public_url: Url,
     shutdown_grace: Duration,
+    timeouts: ConnectionTimeouts,
+}
+
+/// How long a connection may take at each step before it is closed, so
+/// that slow or silent clients (slowloris) cannot hold connections.
+#[derive(Clone, Copy)]
+struct ConnectionTimeouts {
+    tls_handshake: Duration,
+    first_request: Duration,
+    header_read: Duration,
 }
 
 impl Server {
@@ -52,6 +60,11 @@ impl Server {
             app,
             public_url: config.server.public_url.clone(),
             shutdown_grace: config.server.shutdown_grace(),
+            timeouts: ConnectionTimeouts {
+                tls_handshake: Duration::from_secs(config.server.tls_handshake_timeout_secs),
+                first_request: Duration::from_secs(config.server.first_request_timeout_secs),
+                header_read: Duration::from_secs(config.server.header_read_timeout_secs),
+            },
         })
     }
 
@@ -71,10 +84,14 @@ impl Server {
         let https_handle = Handle::new();
         let redirect_handle = Handle::new();
 
-        let mut https = axum_server::from_tcp_rustls(self.https, RustlsConfig::from_config(self.tls))?
+        let timeouts = self.timeouts;
+        let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(self.tls))
+            .handshake_timeout(timeouts.tls_handshake);
+        let mut https = axum_server::from_tcp(self.https)?
+            .acceptor(acceptor)
             .handle(https_handle.clone())
-            .first_request_timeout(FIRST_REQUEST_TIMEOUT);
-        https.http_builder().http1().header_read_timeout(HEADER_READ_TIMEOUT).max_buf_size(MAX_HEADER_BYTES);
+            .first_request_timeout(timeouts.first_request);
+        https.http_builder().http1().header_read_timeout(timeouts.header_read).max_buf_size(MAX_HEADER_BYTES);
         https
             .http_builder()
             .http2()

@@ -124,36 +124,49 @@ async fn unknown_email_and_wrong_password_answer_alike(pool: Pool) {
     assert_eq!(a.header("www-authenticate"), b.header("www-authenticate"));
 }
 
-/// Both paths verify one argon2 hash, so their times match within noise:
-/// the median of each, alternated to share any drift, within a factor 2.
+/// An unknown email, a wrong password and a throttled account each verify
+/// one argon2 hash, so their times match within noise: the median of each,
+/// alternated to share any drift, within a factor 2 of the unknown email's.
+/// A shortcut for any of them (an early return for a throttled account,
+/// say) would show as a fraction of the others' time.
 #[sqlx::test]
-async fn login_takes_as_long_for_an_unknown_email_as_for_a_wrong_password(pool: Pool) {
+async fn login_takes_as_long_for_an_unknown_email_a_wrong_password_and_a_throttled_account(pool: Pool) {
     let app = TestApp::new(pool).await;
     app.register("ann@example.com").await;
-    let wrong_password = json!({"email": "ann@example.com", "password": "not the password at all"});
-    let unknown_email = json!({"email": "nobody@example.com", "password": "not the password at all"});
-    let (mut known, mut unknown) = (Vec::new(), Vec::new());
-    for round in 0..12 {
-        for (body, samples) in [(&wrong_password, &mut known), (&unknown_email, &mut unknown)] {
+    app.register("bob@example.com").await;
+    // Ann is throttled for this address before the clock starts.
+    let throttled_from = ip(200);
+    for _ in 0..6 {
+        app.post_from(throttled_from, "/api/v1/auth/login", None, &wrong_login("ann@example.com")).await;
+    }
+    let (mut unknown, mut wrong, mut throttled) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..13_u8 {
+        // Each round's wrong password for Bob comes from a fresh address,
+        // so that it never meets the throttle itself.
+        let samples: [(IpAddr, serde_json::Value, &mut Vec<Duration>); 3] = [
+            (ip(1), wrong_login("nobody@example.com"), &mut unknown),
+            (ip(100 + round), wrong_login("bob@example.com"), &mut wrong),
+            (throttled_from, right_login("ann@example.com"), &mut throttled),
+        ];
+        for (from, body, samples) in samples {
             let started = Instant::now();
-            let response = app.post("/api/v1/auth/login", None, body).await;
-            assert_eq!(response.status, StatusCode::UNAUTHORIZED);
-            // The first round warms caches; the lockout threshold is 5, so
-            // keep the wrong-password account below it with a correct login.
+            let response = app.post_from(from, "/api/v1/auth/login", None, &body).await;
+            assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{body}");
+            // The first round warms caches.
             if round > 0 {
                 samples.push(started.elapsed());
             }
-        }
-        if round % 4 == 3 {
-            app.login("ann@example.com", PASSWORD).await;
         }
     }
     let median = |samples: &mut Vec<Duration>| {
         samples.sort();
         samples[samples.len() / 2].as_secs_f64()
     };
-    let ratio = median(&mut known) / median(&mut unknown);
-    assert!((0.5..2.0).contains(&ratio), "wrong password / unknown email = {ratio:.2}");
+    let baseline = median(&mut unknown);
+    for (name, samples) in [("wrong password", &mut wrong), ("throttled account", &mut throttled)] {
+        let ratio = median(samples) / baseline;
+        assert!((0.5..2.0).contains(&ratio), "{name} / unknown email = {ratio:.2}");
+    }
 }
 
 fn ip(last: u8) -> IpAddr {

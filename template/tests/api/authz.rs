@@ -7,7 +7,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, TestResponse};
+use crate::helpers::{PASSWORD, TestApp, TestResponse, app_state, config, reissued};
 
 /// Routes served besides the documented operations: the docs UI and the
 /// document itself.
@@ -287,4 +287,40 @@ impl TestApp {
         };
         self.send(request.body(body).expect("request")).await
     }
+}
+
+/// Scopes are enforced, not only listed: a token that may only read notes
+/// reads them and changes none.
+#[sqlx::test]
+async fn a_token_that_may_only_read_notes_reads_them_and_writes_none(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let full = app.signed_up("ann@example.com").await.access;
+    let note = app.post("/api/v1/notes", Some(&full), &json!({"title": "mine"})).await.json();
+    let note = format!("/api/v1/notes/{}", note["id"].as_str().expect("id"));
+    let read_only = reissued(&full, |claims| claims["scope"] = json!("notes:read"));
+    assert_eq!(app.get_as("/api/v1/me", &read_only).await.json()["scopes"], json!(["notes:read"]));
+
+    assert_eq!(app.get_as("/api/v1/notes", &read_only).await.status, StatusCode::OK);
+    assert_eq!(app.get_as(&note, &read_only).await.status, StatusCode::OK);
+    let change = json!({"title": "changed"});
+    for (method, uri) in [("POST", "/api/v1/notes"), ("PATCH", note.as_str()), ("DELETE", note.as_str())] {
+        let response = app.call(method, uri, Some(&read_only), Some(&change)).await;
+        response.assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
+    }
+    assert_eq!(app.get_as(&note, &full).await.json()["title"], "mine", "nothing changed");
+}
+
+/// Deny by default, at run time: a route served under the policy layer
+/// without a row in `authz::ROUTES` is refused, whoever calls.
+#[sqlx::test]
+async fn a_route_without_a_policy_row_is_refused(pool: Pool) {
+    let config = config();
+    let state = app_state(pool, config.clone()).await;
+    #[expect(clippy::disallowed_methods, reason = "a probe route, not an API operation")]
+    let probe = axum::Router::new()
+        .route("/probe/without-policy", axum::routing::get(|| async { "reached" }))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), app::authz::enforce))
+        .with_state(state);
+    let app = TestApp::probe(probe, &config);
+    app.get("/probe/without-policy").await.assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
 }

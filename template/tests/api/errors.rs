@@ -3,32 +3,13 @@
 
 use std::time::Duration;
 
-use app::{db::Pool, http::ApiError};
+use app::db::Pool;
 use axum::{
-    Json, Router,
     body::Body,
     http::{Request, StatusCode, header},
-    routing::{get, post},
 };
 
-use crate::helpers::{TestApp, config, config_with};
-
-/// Routes that fail in each way a real handler can, in the production stack.
-#[expect(clippy::disallowed_methods, reason = "probe routes exist only in tests and are not API operations")]
-fn probes() -> Router {
-    Router::new()
-        .route("/panic", get(panics))
-        .route(
-            "/internal",
-            get(|| async { ApiError::Internal(anyhow::anyhow!("secret driver detail: relation users")) }),
-        )
-        .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }))
-        .route("/json", post(|Json(body): Json<serde_json::Value>| async move { Json(body) }))
-}
-
-async fn panics() -> &'static str {
-    panic!("secret panic detail /home/app/src/lib.rs")
-}
+use crate::helpers::{TestApp, config, config_with, probes};
 
 #[sqlx::test]
 async fn unknown_paths_answer_404_with_a_generated_request_id(pool: Pool) {

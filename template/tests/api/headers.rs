@@ -6,7 +6,7 @@ use axum::{
     http::{Method, Request, StatusCode, header},
 };
 
-use crate::helpers::{TestApp, TestResponse, config_with};
+use crate::helpers::{TestApp, TestResponse, config_with, probes};
 
 fn assert_security_headers(response: &TestResponse, csp: &str) {
     assert_eq!(response.header("strict-transport-security"), "max-age=63072000; includeSubDomains");
@@ -18,12 +18,46 @@ fn assert_security_headers(response: &TestResponse, csp: &str) {
     assert!(response.headers.get(header::SERVER).is_none(), "no Server banner");
 }
 
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
 #[sqlx::test]
 async fn api_responses_and_errors_carry_the_security_headers(pool: Pool) {
     let app = TestApp::new(pool).await;
     for path in ["/healthz", "/missing"] {
         let response = app.get(path).await;
-        assert_security_headers(&response, "default-src 'none'; frame-ancestors 'none'");
+        assert_security_headers(&response, API_CSP);
+    }
+}
+
+/// The answers that layers give on their own get the headers too: a CORS
+/// preflight, a body over the limit, a request over its deadline, a panic.
+#[tokio::test]
+async fn answers_of_the_layers_carry_the_security_headers() {
+    let config = config_with(|figment| {
+        figment
+            .merge(("cors.allowed_origins", ["https://app.example.com"]))
+            .merge(("server.request_timeout_secs", 1))
+    });
+    let app = TestApp::probe(probes(), &config);
+    let preflight = app.send(preflight("https://app.example.com")).await;
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        "https://app.example.com",
+        "a real preflight"
+    );
+    let too_large = Request::post("/json")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_LENGTH, config.server.body_limit_bytes + 1)
+        .body(Body::from(vec![b' '; config.server.body_limit_bytes + 1]))
+        .expect("request");
+    let too_large = app.send(too_large).await;
+    assert_eq!(too_large.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let timed_out = app.get("/slow").await;
+    assert_eq!(timed_out.status, StatusCode::REQUEST_TIMEOUT);
+    let panicked = app.get("/panic").await;
+    assert_eq!(panicked.status, StatusCode::INTERNAL_SERVER_ERROR);
+    for response in [&preflight, &too_large, &timed_out, &panicked] {
+        assert_security_headers(response, API_CSP);
     }
 }
 

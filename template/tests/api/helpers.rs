@@ -5,6 +5,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     sync::{Arc, LazyLock, Mutex},
+    time::Duration,
 };
 
 use app::{
@@ -12,15 +13,17 @@ use app::{
     auth::{Auth, keys::KeySet},
     config::{Config, Environment},
     db::Pool,
-    http,
+    http::{self, ApiError},
     server::Server,
 };
 use axum::{
-    Router,
+    Json, Router,
     body::{Body, Bytes},
     extract::ConnectInfo,
     http::{HeaderMap, Request, StatusCode, header},
+    routing::{get, post},
 };
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use figment::Figment;
 use http_body_util::BodyExt;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -254,7 +257,12 @@ impl TlsApp {
     /// A client builder that trusts this server's certificate, for tests
     /// that need other client settings (HTTP/1.1 only, …).
     pub fn client_builder(&self, builder: reqwest::ClientBuilder) -> reqwest::Client {
-        trusting_client(&self.certificates.path().join("cert.pem"), self.https, builder)
+        trusting_client(&self.certificate(), self.https, builder)
+    }
+
+    /// The server's certificate (PEM), for clients built by hand.
+    pub fn certificate(&self) -> PathBuf {
+        self.certificates.path().join("cert.pem")
     }
 
     /// Requests a graceful shutdown and waits until the server stopped.
@@ -266,8 +274,51 @@ impl TlsApp {
 
 /// The application's own router, as `serve` builds it.
 pub async fn full_router(pool: Pool, config: Config) -> Router {
+    http::router(app_state(pool, config).await)
+}
+
+/// The state `serve` builds, for tests that wire their own routes to it.
+pub async fn app_state(pool: Pool, config: Config) -> AppState {
     let auth = Auth::new(&config).await.expect("auth");
-    http::router(AppState { config: Arc::new(config), db: pool, auth: Arc::new(auth) })
+    AppState { config: Arc::new(config), db: pool, auth: Arc::new(auth) }
+}
+
+/// Routes that fail in each way a real handler can, for tests that wrap
+/// them in the production stack (`TestApp::probe`).
+#[expect(clippy::disallowed_methods, reason = "probe routes exist only in tests and are not API operations")]
+pub fn probes() -> Router {
+    Router::new()
+        .route("/panic", get(panics))
+        .route(
+            "/internal",
+            get(|| async { ApiError::Internal(anyhow::anyhow!("secret driver detail: relation users")) }),
+        )
+        .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }))
+        .route("/json", post(|Json(body): Json<serde_json::Value>| async move { Json(body) }))
+}
+
+async fn panics() -> &'static str {
+    panic!("secret panic detail /home/app/src/lib.rs")
+}
+
+/// The claims of a token the service issued.
+pub fn claims_of(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json")
+}
+
+/// The service's own signing key, as the tests' configuration uses it.
+pub fn signing_keys() -> KeySet {
+    KeySet::load(keys_dir(), Environment::Development).expect("keys")
+}
+
+/// `token` with `change` applied to its claims, signed again with the
+/// service's key: what the service would have issued with those claims.
+pub fn reissued(token: &str, change: impl FnOnce(&mut serde_json::Value)) -> String {
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    let mut claims = claims_of(token);
+    change(&mut claims);
+    jsonwebtoken::encode(&header, &claims, signing_keys().signing_key()).expect("sign")
 }
 
 fn trusting_client(cert: &Path, addr: SocketAddr, builder: reqwest::ClientBuilder) -> reqwest::Client {

@@ -5,11 +5,12 @@ use app::{db::Pool, http::ApiError, telemetry};
 use axum::{
     Router,
     body::Body,
-    http::{Request, header},
+    http::{HeaderMap, Request, StatusCode, header},
     routing::get,
 };
+use serde_json::json;
 
-use crate::helpers::{CapturedLogs, TestApp, config_with};
+use crate::helpers::{CapturedLogs, TestApp, TlsApp, config, config_with, full_router};
 
 #[sqlx::test]
 async fn request_lines_carry_id_route_status_and_latency_but_no_secrets(pool: Pool) {
@@ -82,4 +83,84 @@ async fn cookies_set_by_a_response_never_reach_the_logs() {
     let text = logs.text();
     assert!(text.contains("request completed"), "logs were captured:\n{text}");
     assert!(!text.contains("set-cookie-secret"), "a Set-Cookie value leaked into the logs:\n{text}");
+}
+
+/// The credentials of a whole session, over a real socket, with every log
+/// line on (`trace`): the password of the registration and the login body,
+/// the access token sent to an authenticated route, the refresh token sent
+/// to refresh. None of them reaches the logs.
+#[sqlx::test]
+async fn no_credential_reaches_the_logs_even_at_trace_level(pool: Pool) {
+    let logs = CapturedLogs::default();
+    let subscriber_config =
+        config_with(|figment| figment.merge(("log.format", "json")).merge(("log.filter", "trace")));
+    let _guard = tracing::subscriber::set_default(telemetry::subscriber(&subscriber_config, logs.clone()));
+    let app =
+        TlsApp::spawn_with(async |config| full_router(pool, config.clone()).await, |figment| figment).await;
+
+    let password = "log-secret passphrase 7f3a9c";
+    let account = json!({"email": "ann@example.com", "password": password});
+    let registered =
+        app.client.post(app.url("/api/v1/auth/register")).json(&account).send().await.expect("register");
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let pair: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .json(&account)
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("JSON");
+    let (access, refresh) =
+        (pair["access_token"].as_str().expect("access"), pair["refresh_token"].as_str().expect("refresh"));
+    let me = app.client.get(app.url("/api/v1/me")).bearer_auth(access).send().await.expect("me");
+    assert_eq!(me.status(), StatusCode::OK);
+    let refreshed = app
+        .client
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": refresh}))
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    app.shutdown().await.expect("clean stop");
+
+    let text = logs.text();
+    assert!(text.contains("request completed"), "logs were captured:\n{text}");
+    for (name, secret) in
+        [("the password", password), ("the access token", access), ("the refresh token", refresh)]
+    {
+        assert!(!text.contains(secret), "{name} reached the logs");
+    }
+    // A token is recognizable by any of its parts (a signature alone, say).
+    for part in access.split('.') {
+        assert!(!text.contains(part), "a part of the access token reached the logs");
+    }
+}
+
+/// Credentials are marked sensitive before anything could log them: when a
+/// request reaches a handler, its `Authorization`, `Cookie` and
+/// `Proxy-Authorization` values print as "Sensitive" in any `Debug` output.
+#[tokio::test]
+async fn credential_headers_are_marked_sensitive_before_any_handler() {
+    #[expect(clippy::disallowed_methods, reason = "a probe route, not an API operation")]
+    let probe = Router::new().route(
+        "/headers",
+        get(|headers: HeaderMap| async move {
+            let sensitive = [header::AUTHORIZATION, header::COOKIE, header::PROXY_AUTHORIZATION]
+                .iter()
+                .all(|name| headers.get(name).is_some_and(axum::http::HeaderValue::is_sensitive));
+            sensitive.to_string()
+        }),
+    );
+    let request = Request::get("/headers")
+        .header(header::AUTHORIZATION, "Bearer secret")
+        .header(header::COOKIE, "session=secret")
+        .header(header::PROXY_AUTHORIZATION, "Basic c2VjcmV0")
+        .body(Body::empty())
+        .expect("request");
+    let response = TestApp::probe(probe, &config()).send(request).await;
+    assert_eq!(response.body, "true", "a credential header reached the handler unmarked");
 }

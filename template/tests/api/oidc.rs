@@ -243,22 +243,43 @@ async fn login_at_the_provider_issues_this_services_tokens(pool: Pool) {
     assert_eq!(me_again["subject"], me["subject"], "the identity stays linked to one account");
 }
 
+/// What the callback answers when the state is the problem, and when the
+/// provider's side is: tests tell them apart by message, so that a refusal
+/// for one reason cannot pass for the other.
+const STATE_REFUSED: &str = "The login expired or began elsewhere; start again.";
+const PROVIDER_REFUSED: &str = "The identity provider did not complete the login; start again.";
+
+fn query_param(path: &str, name: &str) -> String {
+    let url = url::Url::parse(&format!("{PUBLIC_URL}{path}")).expect("url");
+    url.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned()).expect("parameter")
+}
+
 #[sqlx::test]
 async fn the_login_state_works_once_and_only_in_the_browser_that_started_it(pool: Pool) {
     let Some(provider) = provider() else { return };
     let app = app(pool, &provider).await;
+    let refused_state = |response: TestResponse| {
+        let error = response.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+        assert_eq!(error["message"], STATE_REFUSED);
+    };
 
     let (path, _cookie) = sign_in_at_provider(&app, "alice").await;
-    let other_browser = callback(&app, &path, Some("__Host-oidc-login=someone-else")).await;
-    other_browser.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    refused_state(callback(&app, &path, Some("__Host-oidc-login=someone-else")).await);
 
-    let (path, cookie) = sign_in_at_provider(&app, "alice").await;
-    assert_eq!(callback(&app, &path, Some(&cookie)).await.status, StatusCode::OK);
-    let replay = callback(&app, &path, Some(&cookie)).await;
-    replay.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    let (first, cookie) = sign_in_at_provider(&app, "alice").await;
+    assert_eq!(callback(&app, &first, Some(&cookie)).await.status, StatusCode::OK);
+    // The used state again, with a fresh code the provider issued: were the
+    // state still remembered, the code would reach the provider, which
+    // refuses it for another reason (its PKCE challenge).
+    let (fresh, _) = sign_in_at_provider(&app, "alice").await;
+    let replay = format!(
+        "/api/v1/auth/oidc/callback?code={}&state={}",
+        query_param(&fresh, "code"),
+        query_param(&first, "state")
+    );
+    refused_state(callback(&app, &replay, Some(&cookie)).await);
 
-    let forged = callback(&app, "/api/v1/auth/oidc/callback?code=x&state=made-up", Some(&cookie)).await;
-    forged.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+    refused_state(callback(&app, "/api/v1/auth/oidc/callback?code=x&state=made-up", Some(&cookie)).await);
 }
 
 /// Pre-registration takeover: anyone can register an address they do not
@@ -425,10 +446,15 @@ mod provider_keys {
     };
 
     use app::auth::oidc::{
-        outbound::Outbound,
+        outbound::{Outbound, Timeouts},
         provider::{KeyTiming, Provider},
     };
-    use axum::{Json, Router, extract::State, routing::get};
+    use axum::{
+        Json, Router,
+        extract::State,
+        http::StatusCode,
+        routing::{get, post},
+    };
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use serde_json::{Value, json};
@@ -442,8 +468,11 @@ mod provider_keys {
         failing: Arc<AtomicBool>,
         /// How long the key set takes to answer.
         delay: Arc<Mutex<Duration>>,
+        /// The ID token the token endpoint answers with.
+        id_token: Arc<Mutex<Option<String>>>,
     }
 
+    #[derive(Clone)]
     struct Key {
         kid: String,
         jwk: Value,
@@ -487,6 +516,14 @@ mod provider_keys {
                     Ok(Json(json!({"keys": *s.keys.lock().expect("lock")})))
                 }),
             )
+            .route(
+                "/token",
+                post(|State(s): State<StandIn>| async move {
+                    let id_token = s.id_token.lock().expect("lock").clone();
+                    Json(json!({"access_token": "stand-in", "token_type": "Bearer", "id_token": id_token}))
+                }),
+            )
+            .route("/stall", get(|| async { tokio::time::sleep(Duration::from_secs(30)).await }))
             .route("/huge", get(|| async { Json(json!({"padding": "x".repeat(300 * 1024)})) }))
             .route("/elsewhere", get(|| async { axum::response::Redirect::temporary("/jwks") }))
             .with_state(stand_in);
@@ -520,9 +557,82 @@ mod provider_keys {
         let issuer = format!("http://{addr}");
         stand_in.issuer.lock().expect("lock").clone_from(&issuer);
         stand_in.keys.lock().expect("lock").extend(keys.iter().map(|key| key.jwk.clone()));
-        let outbound = Outbound::new(true).expect("client");
+        let outbound = Outbound::new(true, Timeouts::default()).expect("client");
         let provider = Provider::new(issuer.clone(), vec![Algorithm::EdDSA], outbound, timing);
         (stand_in, provider, issuer)
+    }
+
+    /// The ID token of a login must be for this login, for this client, from
+    /// the provider's key: a stand-in token endpoint answers the callback's
+    /// code exchange with a token that breaks one rule at a time, beside a
+    /// control that breaks none.
+    #[sqlx::test]
+    async fn id_tokens_with_a_wrong_nonce_audience_party_or_key_are_refused(pool: app::db::Pool) {
+        let signer = key("signer");
+        let foreign = Key { kid: "signer".to_owned(), ..key("foreign") };
+        let (stand_in, _provider, issuer) = stand_in_with(&[&signer], slow_to_refetch()).await;
+        let config = crate::helpers::config_with(|figment| {
+            figment.merge(("oidc.issuer", &issuer)).merge(("oidc.client_id", "api-login"))
+        });
+        let app = crate::helpers::TestApp::with_config(pool, config).await;
+        let attempt = |key: &Key, change: fn(&mut Value)| {
+            let (app, stand_in, issuer) = (&app, &stand_in, &issuer);
+            let key = key.clone();
+            async move {
+                let start = app.get("/api/v1/auth/oidc/login").await;
+                assert_eq!(start.status, StatusCode::FOUND);
+                let cookie = start.header("set-cookie").split(';').next().expect("cookie").to_owned();
+                let location = url::Url::parse(start.header("location")).expect("location");
+                let param = |name: &str| {
+                    location.query_pairs().find(|(key, _)| key == name).expect("param").1.into_owned()
+                };
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let mut claims = json!({
+                    "iss": issuer, "sub": "alice", "aud": "api-login", "exp": now + 300, "iat": now,
+                    "nonce": param("nonce"), "email": "alice@example.com", "email_verified": true,
+                });
+                change(&mut claims);
+                let mut header = Header::new(Algorithm::EdDSA);
+                header.kid = Some(key.kid.clone());
+                let token = jsonwebtoken::encode(&header, &claims, &key.encoding).expect("sign");
+                *stand_in.id_token.lock().expect("lock") = Some(token);
+                let path = format!("/api/v1/auth/oidc/callback?code=stand-in-code&state={}", param("state"));
+                super::callback(app, &path, Some(&cookie)).await
+            }
+        };
+        let refused = |response: crate::helpers::TestResponse, case: &str| {
+            let error = response.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
+            assert_eq!(error["message"], super::PROVIDER_REFUSED, "{case}");
+        };
+
+        assert_eq!(attempt(&signer, |_| {}).await.status, StatusCode::OK, "the control");
+        refused(attempt(&signer, |claims| claims["nonce"] = json!("another login's nonce")).await, "nonce");
+        refused(attempt(&signer, |claims| claims["aud"] = json!("another-client")).await, "audience");
+        refused(attempt(&foreign, |_| {}).await, "a key the provider never published");
+        let shared = |claims: &mut Value| claims["aud"] = json!(["api-login", "another-client"]);
+        refused(attempt(&signer, shared).await, "several audiences, no azp");
+        let named = |claims: &mut Value| {
+            claims["aud"] = json!(["api-login", "another-client"]);
+            claims["azp"] = json!("another-client");
+        };
+        refused(attempt(&signer, named).await, "several audiences, issued to another party");
+        let ours = |claims: &mut Value| {
+            claims["aud"] = json!(["api-login", "another-client"]);
+            claims["azp"] = json!("api-login");
+        };
+        assert_eq!(attempt(&signer, ours).await.status, StatusCode::OK, "azp names this client");
+    }
+
+    /// A provider that stalls is given up on after the configured timeout.
+    #[tokio::test]
+    async fn a_stalling_provider_is_given_up_on_after_the_timeout() {
+        let addr = serve(StandIn::default()).await;
+        let timeouts = Timeouts { connect: Duration::from_secs(1), total: Duration::from_secs(1) };
+        let outbound = Outbound::new(true, timeouts).expect("client");
+        let url = url::Url::parse(&format!("http://{addr}/stall")).expect("url");
+        let started = std::time::Instant::now();
+        assert!(outbound.get_json::<Value>(&url).await.is_err());
+        assert!(started.elapsed() < Duration::from_secs(3), "waited {:?}", started.elapsed());
     }
 
     /// Anonymous requests create pending logins, so their number is capped:
@@ -642,7 +752,7 @@ mod provider_keys {
         let (old, new) = (key("old"), key("new"));
         stand_in.keys.lock().expect("lock").push(old.jwk.clone());
         let interval = Duration::from_millis(500);
-        let outbound = Outbound::new(true).expect("client");
+        let outbound = Outbound::new(true, Timeouts::default()).expect("client");
         let timing = KeyTiming { min_refresh_interval: interval, max_age: Duration::from_hours(1) };
         let provider = Provider::new(issuer.clone(), vec![Algorithm::EdDSA], outbound, timing);
         let verify = |token: String| {
@@ -667,13 +777,13 @@ mod provider_keys {
     #[tokio::test]
     async fn outbound_calls_are_capped_and_never_follow_redirects() {
         let addr = serve(StandIn::default()).await;
-        let outbound = Outbound::new(true).expect("client");
+        let outbound = Outbound::new(true, Timeouts::default()).expect("client");
         let url = |path: &str| url::Url::parse(&format!("http://{addr}{path}")).expect("url");
         let huge = outbound.get_json::<Value>(&url("/huge")).await.expect_err("over the size cap");
         assert!(huge.to_string().contains("exceeds"), "{huge}");
         let redirected = outbound.get_json::<Value>(&url("/elsewhere")).await.expect_err("a redirect");
         assert!(redirected.to_string().contains("307"), "{redirected}");
-        let production = Outbound::new(false).expect("client");
+        let production = Outbound::new(false, Timeouts::default()).expect("client");
         assert!(production.get_json::<Value>(&url("/jwks")).await.is_err(), "no plain HTTP in production");
     }
 }

@@ -1,11 +1,13 @@
 //! Refresh tokens: rotation, reuse detection, logout, expiry.
 
+use std::time::{Duration, Instant};
+
 use app::db::Pool;
 use axum::http::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, config_with};
 
 #[sqlx::test]
 async fn every_refresh_rotates_the_token(pool: Pool) {
@@ -42,8 +44,9 @@ async fn reuse_in_one_session_leaves_other_sessions_alone(pool: Pool) {
     let app = TestApp::new(pool).await;
     let laptop = app.signed_up("ann@example.com").await;
     let phone = app.login("ann@example.com", PASSWORD).await;
-    app.refresh(&laptop.refresh).await;
-    app.refresh(&laptop.refresh).await;
+    assert_eq!(app.refresh(&laptop.refresh).await.status, StatusCode::OK);
+    let replayed = app.refresh(&laptop.refresh).await;
+    replayed.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
     assert_eq!(app.refresh(&phone.refresh).await.status, StatusCode::OK);
 }
 
@@ -96,22 +99,45 @@ async fn revocation_holds_across_instances(pool: Pool) {
         .assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
 }
 
+/// A session unused for `auth.refresh_idle_timeout_secs` ends; each refresh
+/// starts the idle window again; and `auth.refresh_lifetime_secs` after the
+/// login it ends however active it is.
 #[sqlx::test]
 async fn idle_and_absolute_expiry_end_sessions(pool: Pool) {
-    let app = TestApp::new(pool.clone()).await;
+    let config = config_with(|figment| {
+        figment.merge(("auth.refresh_idle_timeout_secs", 1)).merge(("auth.refresh_lifetime_secs", 3))
+    });
+    let app = TestApp::with_config(pool, config).await;
     let idle = app.signed_up("ann@example.com").await;
-    let past = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
-
-    sqlx::query("UPDATE refresh_tokens SET expires_at = $1").bind(past).execute(&pool).await.expect("update");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     app.refresh(&idle.refresh).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
 
-    let old = app.login("ann@example.com", PASSWORD).await;
-    sqlx::query("UPDATE refresh_tokens SET family_expires_at = $1")
-        .bind(past)
-        .execute(&pool)
-        .await
-        .expect("update");
-    app.refresh(&old.refresh).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+    // A refreshed token has an idle window of its own.
+    let session = app.login("ann@example.com", PASSWORD).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let refreshed = app.refresh(&session.refresh).await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let unused = refreshed.json()["refresh_token"].as_str().expect("token").to_owned();
+    app.refresh(&unused).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
+
+    // Refreshed every 0.6 s, the session outlives its 1 s idle timeout ...
+    let started = Instant::now();
+    let mut newest = app.login("ann@example.com", PASSWORD).await.refresh;
+    while started.elapsed() < Duration::from_millis(2400) {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let response = app.refresh(&newest).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "after {:?}: each refresh extends the idle window",
+            started.elapsed()
+        );
+        newest = response.json()["refresh_token"].as_str().expect("token").to_owned();
+    }
+    // ... until its 3 s lifetime is over.
+    tokio::time::sleep(Duration::from_millis(3400).saturating_sub(started.elapsed())).await;
+    app.refresh(&newest).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
 }
 
 #[sqlx::test]

@@ -2,8 +2,7 @@
 //! can arrive is refused with 401 `invalid_token`, each case its own test.
 
 use app::{
-    auth::keys::{KeySet, Rotation, rotate},
-    config::Environment,
+    auth::keys::{Rotation, rotate},
     db::Pool,
 };
 use axum::http::StatusCode;
@@ -11,7 +10,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, config, config_with, keys_dir};
+use crate::helpers::{TestApp, claims_of, config, config_with, signing_keys};
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -41,12 +40,6 @@ fn claims(session: &Session) -> Value {
     })
 }
 
-/// The claims of a token the service issued.
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json")
-}
-
 fn header(typ: &str, kid: &str) -> Header {
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some(typ.to_owned());
@@ -56,12 +49,11 @@ fn header(typ: &str, kid: &str) -> Header {
 
 /// Signs with the service's real signing key.
 fn sign(header: &Header, claims: &Value) -> String {
-    let keys = KeySet::load(keys_dir(), Environment::Development).expect("keys");
-    jsonwebtoken::encode(header, claims, keys.signing_key()).expect("sign")
+    jsonwebtoken::encode(header, claims, signing_keys().signing_key()).expect("sign")
 }
 
 fn kid() -> String {
-    KeySet::load(keys_dir(), Environment::Development).expect("keys").signing_kid().to_owned()
+    signing_keys().signing_kid().to_owned()
 }
 
 /// The app, and a session of a registered user.
@@ -106,8 +98,7 @@ async fn alg_none_is_refused(pool: Pool) {
 #[sqlx::test]
 async fn hs256_signed_with_the_public_key_is_refused(pool: Pool) {
     let (app, user) = setup(pool).await;
-    let keys = KeySet::load(keys_dir(), Environment::Development).expect("keys");
-    let public = serde_json::to_value(&keys.jwks().keys[0]).expect("jwk");
+    let public = serde_json::to_value(&signing_keys().jwks().keys[0]).expect("jwk");
     let public_key = URL_SAFE_NO_PAD.decode(public["x"].as_str().expect("x")).expect("base64");
     let mut hs256 = Header::new(Algorithm::HS256);
     hs256.typ = Some("at+jwt".to_owned());
@@ -203,20 +194,26 @@ async fn a_malformed_authorization_header_is_refused(pool: Pool) {
     }
 }
 
+/// What other services verify our tokens with: exactly the signing key, as
+/// a public key that verifies a token this service issued.
 #[sqlx::test]
-async fn the_jwks_lists_the_public_signing_key_only(pool: Pool) {
+async fn the_jwks_publishes_the_public_key_that_verifies_issued_tokens(pool: Pool) {
     let app = TestApp::new(pool).await;
+    let token = app.signed_up("ann@example.com").await.access;
     let response = app.get("/.well-known/jwks.json").await;
     assert_eq!(response.status, StatusCode::OK);
     assert_eq!(response.header("cache-control"), "public, max-age=300");
-    let jwks = response.json();
-    let key = &jwks["keys"][0];
-    assert_eq!(key["kid"], kid().as_str());
-    assert_eq!(
-        (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str()),
-        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
-    );
-    assert!(key.get("d").is_none(), "never the private part");
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&response.body).expect("a JWK set");
+    assert_eq!(jwks.keys.len(), 1, "one key: the signing key");
+    let key = &jwks.keys[0];
+    assert_eq!(key.common.key_id.as_deref(), Some(kid().as_str()));
+    let public = jsonwebtoken::DecodingKey::from_jwk(key).expect("a public key");
+    let config = config();
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+    validation.set_audience(&[config.audience()]);
+    validation.set_issuer(&[config.issuer()]);
+    let verified = jsonwebtoken::decode::<Value>(&token, &public, &validation).expect("verifies");
+    assert_eq!(verified.claims["sub"], claims_of(&token)["sub"]);
 }
 
 /// After a rotation, tokens signed with the old key keep working until they

@@ -11,14 +11,14 @@ pub mod login;
 pub mod outbound;
 pub mod provider;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use url::Url;
 
 use self::{
-    outbound::Outbound,
+    outbound::{Outbound, Timeouts},
     provider::{KeyTiming, Provider},
 };
 use crate::{
@@ -84,7 +84,11 @@ impl Oidc {
         let Some(issuer) = &settings.issuer else {
             return Ok(None);
         };
-        let outbound = Outbound::new(config.env == Environment::Development)?;
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(settings.connect_timeout_secs),
+            total: Duration::from_secs(settings.request_timeout_secs),
+        };
+        let outbound = Outbound::new(config.env == Environment::Development, timeouts)?;
         let algorithms = settings
             .algorithms
             .iter()

@@ -10,8 +10,6 @@ use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use url::{Host, Url};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const TIMEOUT: Duration = Duration::from_secs(10);
 /// Discovery documents, key sets and token responses are a few KiB.
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -25,12 +23,25 @@ pub struct Outbound {
 #[error("{0:#}")]
 pub struct OutboundError(#[from] anyhow::Error);
 
+/// How long a call may take to connect, and in all.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(5), total: Duration::from_secs(10) }
+    }
+}
+
 impl Outbound {
-    pub fn new(allow_loopback_http: bool) -> anyhow::Result<Self> {
+    pub fn new(allow_loopback_http: bool, timeouts: Timeouts) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(TIMEOUT)
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.total)
             .build()?;
         Ok(Self { client, allow_loopback_http })
     }
@@ -103,8 +114,8 @@ mod tests {
 
     #[test]
     fn only_https_or_loopback_http_in_development_is_called() {
-        let development = Outbound::new(true).expect("client");
-        let production = Outbound::new(false).expect("client");
+        let development = Outbound::new(true, Timeouts::default()).expect("client");
+        let production = Outbound::new(false, Timeouts::default()).expect("client");
         let url = |text: &str| Url::parse(text).expect("url");
         assert!(development.check(&url("https://login.example.com/x")).is_ok());
         assert!(development.check(&url("http://127.0.0.1:9000/x")).is_ok());

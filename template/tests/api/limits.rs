@@ -1,0 +1,166 @@
+//! The limits that keep slow, silent or greedy clients from exhausting the
+//! service, each at a configured value: the TLS handshake, the first
+//! request and request-header timeouts, the concurrency cap, and the body
+//! limit of the account routes.
+
+use std::{
+    io::{ErrorKind, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use app::db::Pool;
+use axum::{http::StatusCode, routing::get};
+use rustls::{
+    ClientConfig, ClientConnection, RootCertStore, StreamOwned,
+    pki_types::{CertificateDer, pem::PemObject},
+};
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, TlsApp, config_with, full_router, probes};
+
+/// A server whose connection timeout `key` is one second and every other
+/// ten, so that each test meets the one timeout it is about.
+async fn impatient_server(pool: Pool, key: &'static str) -> TlsApp {
+    TlsApp::spawn_with(
+        async |config| full_router(pool, config.clone()).await,
+        |figment| {
+            figment
+                .merge(("server.tls_handshake_timeout_secs", 10))
+                .merge(("server.first_request_timeout_secs", 10))
+                .merge(("server.header_read_timeout_secs", 10))
+                .merge((key, 1))
+        },
+    )
+    .await
+}
+
+/// How long until the server closes a connection that `client` set up and
+/// then left waiting, or `None` if it was still open after five seconds.
+/// Runs on a blocking thread, since the server shares the test's runtime.
+async fn closed_after(client: impl FnOnce() -> Box<dyn Read + Send> + Send + 'static) -> Option<Duration> {
+    tokio::task::spawn_blocking(move || {
+        let mut connection = client();
+        let started = Instant::now();
+        let mut buffer = [0_u8; 1024];
+        loop {
+            match connection.read(&mut buffer) {
+                Ok(0) => return Some(started.elapsed()),
+                // Whatever the server says before it closes (a 408, say).
+                Ok(_) => {}
+                Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return None,
+                Err(_) => return Some(started.elapsed()),
+            }
+        }
+    })
+    .await
+    .expect("joined")
+}
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    stream
+}
+
+/// A TLS connection to `addr` with the handshake done.
+fn tls(addr: SocketAddr, certificate: &Path) -> StreamOwned<ClientConnection, TcpStream> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(certificate).expect("PEM") {
+        roots.add(cert.expect("certificate")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = "localhost".try_into().expect("name");
+    let mut stream =
+        StreamOwned::new(ClientConnection::new(Arc::new(config), name).expect("client"), tcp(addr));
+    stream.conn.complete_io(&mut stream.sock).expect("handshake");
+    stream
+}
+
+fn assert_cut_off(closed: Option<Duration>, what: &str) {
+    let after = closed.unwrap_or_else(|| panic!("{what}: still open after five seconds"));
+    assert!(
+        after >= Duration::from_millis(700) && after < Duration::from_secs(4),
+        "{what}: closed after {after:?}"
+    );
+}
+
+#[sqlx::test]
+async fn a_connection_that_never_starts_tls_is_closed(pool: Pool) {
+    let app = impatient_server(pool, "server.tls_handshake_timeout_secs").await;
+    let addr = app.https;
+    assert_cut_off(closed_after(move || Box::new(tcp(addr))).await, "no ClientHello");
+    app.shutdown().await.expect("clean stop");
+}
+
+#[sqlx::test]
+async fn a_connection_that_sends_no_request_is_closed(pool: Pool) {
+    let app = impatient_server(pool, "server.first_request_timeout_secs").await;
+    let (addr, certificate) = (app.https, app.certificate());
+    assert_cut_off(closed_after(move || Box::new(tls(addr, &certificate))).await, "no request");
+    app.shutdown().await.expect("clean stop");
+}
+
+/// Slowloris: headers that never end hold nothing for long.
+#[sqlx::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off(pool: Pool) {
+    let app = impatient_server(pool, "server.header_read_timeout_secs").await;
+    let (addr, certificate) = (app.https, app.certificate());
+    let closed = closed_after(move || {
+        let mut stream = tls(addr, &certificate);
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: 1\r\n").expect("write");
+        stream.flush().expect("flush");
+        Box::new(stream)
+    })
+    .await;
+    assert_cut_off(closed, "unfinished headers");
+    app.shutdown().await.expect("clean stop");
+}
+
+/// Over the cap a request is answered 503 at once, not queued; the probes
+/// are never shed.
+#[tokio::test]
+async fn over_the_concurrency_cap_requests_are_shed_at_once_but_probes_never() {
+    let config = config_with(|figment| figment.merge(("server.max_concurrent_requests", 1)));
+    #[expect(clippy::disallowed_methods, reason = "a probe route, not an API operation")]
+    let routes = probes().route("/healthz", get(|| async { "alive" }));
+    let app = TestApp::probe(routes, &config);
+    let slow = app.get("/slow");
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let shed = app.get("/slow").await;
+        let shed_after = started.elapsed();
+        (shed, shed_after, app.get("/healthz").await)
+    };
+    let ((shed, shed_after, probe), _) =
+        tokio::join!(meanwhile, tokio::time::timeout(Duration::from_secs(1), slow));
+    shed.assert_error(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+    assert_eq!(shed.header("retry-after"), "1");
+    assert!(shed_after < Duration::from_millis(200), "shed after {shed_after:?}, not at once");
+    assert_eq!(probe.status, StatusCode::OK, "the probe is never shed");
+}
+
+/// Credentials and names are short: the account routes take 8 KiB, far
+/// below the general limit.
+#[sqlx::test]
+async fn account_routes_refuse_bodies_over_8_kib(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let padded =
+        json!({"email": "ann@example.com", "password": PASSWORD, "display_name": "x".repeat(9 * 1024)});
+    app.post("/api/v1/auth/register", None, &padded)
+        .await
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE");
+    let fits =
+        json!({"email": "ann@example.com", "password": PASSWORD, "display_name": "x".repeat(7 * 1024)});
+    app.post("/api/v1/auth/register", None, &fits)
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+}

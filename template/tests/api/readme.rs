@@ -1,0 +1,67 @@
+//! The README's table of where each security control lives names, for
+//! every row, the tests that prove it. This keeps those names true: a
+//! renamed or deleted test fails here, not in a reader's trust. (Rows may
+//! also name checks of the template's smoke run, `smoke: …`; the template
+//! verifies those.)
+
+use std::path::{Path, PathBuf};
+
+const README: &str = include_str!("../../README.md");
+const TABLE: &str = "## Where each security control lives";
+
+/// Each row's control, source files and proofs.
+fn rows() -> Vec<(String, Vec<String>, Vec<String>)> {
+    let table = README.split(TABLE).nth(1).expect("the README has the table");
+    let table = table.split("\n## ").next().unwrap_or_default();
+    let code = |cell: &str| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>();
+    table
+        .lines()
+        .filter(|line| line.starts_with("| ") && !line.starts_with("| control") && !line.starts_with("| ---"))
+        .map(|line| {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 3, "a row of three cells: {line}");
+            (cells[0].to_owned(), code(cells[1]), code(cells[2]))
+        })
+        .collect()
+}
+
+/// The file and function a proof names: `tests/api/x.rs::name`, or a unit
+/// test as `module::path::tests::name`.
+fn locate(root: &Path, proof: &str) -> (PathBuf, String) {
+    if let Some((file, name)) = proof.split_once(".rs::") {
+        return (root.join(format!("{file}.rs")), name.to_owned());
+    }
+    let (module, name) = proof.split_once("::tests::").unwrap_or_else(|| panic!("{proof}: not a test path"));
+    let base = root.join("src").join(module.replace("::", "/"));
+    let file = base.with_extension("rs");
+    (if file.exists() { file } else { base.join("mod.rs") }, name.to_owned())
+}
+
+#[test]
+fn every_test_the_control_table_names_exists_and_is_a_test() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rows = rows();
+    assert!(rows.len() >= 20, "the table lost rows: {}", rows.len());
+    for (control, sources, proofs) in rows {
+        for source in sources.iter().filter(|source| source.starts_with("src/")) {
+            assert!(root.join(source).exists(), "{control}: {source} does not exist");
+        }
+        let tests: Vec<&String> = proofs.iter().filter(|proof| !proof.starts_with("smoke: ")).collect();
+        assert!(!tests.is_empty(), "{control}: no test of this project proves it");
+        for proof in tests {
+            let (file, name) = locate(root, proof);
+            let text = std::fs::read_to_string(&file)
+                .unwrap_or_else(|err| panic!("{control}: {proof}: cannot read {}: {err}", file.display()));
+            let at = text
+                .find(&format!("fn {name}("))
+                .unwrap_or_else(|| panic!("{control}: {proof} does not exist"));
+            let before = &text[text[..at].rfind("\n\n").unwrap_or(0)..at];
+            assert!(
+                ["#[test]", "#[sqlx::test", "#[tokio::test"]
+                    .iter()
+                    .any(|attribute| before.contains(attribute)),
+                "{control}: {proof} is not a test"
+            );
+        }
+    }
+}
