@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
         black_box(state.auth.tokens.verify(black_box(&token)).is_ok());
     });
     measure("route policy: look up", budget, || {
-        black_box(app::authz::access(&axum::http::Method::PATCH, black_box("/api/v1/notes/{id}")));
+        black_box(app::authz::policy("PATCH", black_box("/api/v1/notes/{id}")));
     });
     let router = http::router(state.clone());
     let call = |path: &'static str, bearer: bool| {

@@ -1,32 +1,20 @@
 //! Authorization: what a principal may do.
 //!
-//! Three layers, from coarse to fine:
+//! Two levels, from coarse to fine:
 //!
-//! 1. `ROUTES`, the policy of every route in one table. `enforce` applies it
-//!    to every request before any handler runs, and a route missing from the
-//!    table is refused (deny by default); a test fails when a served route
-//!    has no row.
-//! 2. Extractors that state a handler's requirement in its signature:
-//!    `Principal` (authenticated), `RequireRole<Admin>`, `RequireScope<NotesWrite>`.
-//! 3. Object rules (`can_read_note`) that services apply to each object.
+//! 1. `ROUTES`, the policy of every route, in one table and nowhere else.
+//!    `http::policy` applies it to every request before any handler runs,
+//!    and refuses a route missing from the table (deny by default); the
+//!    OpenAPI document derives each operation's `security` from it; a test
+//!    fails when a served route has no row. Handlers restate nothing: they
+//!    take the `Principal` the policy already verified.
+//! 2. Object rules (`can_read_note`) that services apply to each object.
 
-use std::marker::PhantomData;
-
-use axum::{
-    extract::{FromRequestParts, MatchedPath, Request, State},
-    http::{HeaderValue, Method, StatusCode, header, request::Parts},
-    middleware::Next,
-    response::{IntoResponse, Response},
-};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::{
-    AppState,
-    auth::{Principal, Subject},
-    http::ApiError,
-};
+use crate::auth::{Principal, Subject};
 
 /// A role granted to an account. Every account has `user`; `admin` is
 /// granted explicitly.
@@ -57,7 +45,8 @@ impl Role {
         }
     }
 
-    /// The OAuth scopes this service's own tokens carry for the role.
+    /// The OAuth scopes the role allows: what this service's own tokens
+    /// carry, and the most any token of the role may use.
     #[must_use]
     pub fn scopes(self) -> &'static [&'static str] {
         match self {
@@ -94,146 +83,75 @@ pub enum Access {
     Scope(&'static str),
 }
 
+impl Access {
+    /// Whether `principal` (authenticated already) may call a route of
+    /// this access.
+    #[must_use]
+    pub fn allows(self, principal: &Principal) -> bool {
+        match self {
+            Self::Public | Self::Authenticated => true,
+            Self::Role(role) => principal.roles.contains(&role),
+            Self::Scope(scope) => principal.scopes.iter().any(|granted| granted == scope),
+        }
+    }
+}
+
+/// The policy of one route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoutePolicy {
+    pub method: &'static str,
+    /// As registered with the router: `/api/v1/notes/{id}`.
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
+    RoutePolicy { method, path, access }
+}
+
 use Access::{Authenticated, Public, Role as HasRole, Scope};
 
-/// The policy of every route: (method, path as registered, access). Read this
-/// table to know who may call what; `enforce` applies it to every request.
-pub const ROUTES: &[(&str, &str, Access)] = &[
+/// The policy of every route. Read this table to know who may call what.
+pub const ROUTES: &[RoutePolicy] = &[
     // Probes, documentation and the keys others verify our tokens with.
-    ("GET", "/healthz", Public),
-    ("GET", "/readyz", Public),
-    ("GET", "/.well-known/jwks.json", Public),
-    ("GET", "/openapi.json", Public),
-    ("GET", "/docs", Public),
-    ("GET", "/docs/", Public),
-    ("GET", "/docs/{*rest}", Public),
+    route("GET", "/healthz", Public),
+    route("GET", "/readyz", Public),
+    route("GET", "/.well-known/jwks.json", Public),
+    route("GET", "/openapi.json", Public),
+    route("GET", "/docs", Public),
+    route("GET", "/docs/", Public),
+    route("GET", "/docs/{*rest}", Public),
     // Getting a session: by definition before authentication.
-    ("POST", "/api/v1/auth/register", Public),
-    ("POST", "/api/v1/auth/login", Public),
-    ("POST", "/api/v1/auth/refresh", Public),
-    ("POST", "/api/v1/auth/logout", Public),
-    ("GET", "/api/v1/auth/oidc/login", Public),
-    ("GET", "/api/v1/auth/oidc/callback", Public),
+    route("POST", "/api/v1/auth/register", Public),
+    route("POST", "/api/v1/auth/login", Public),
+    route("POST", "/api/v1/auth/refresh", Public),
+    route("POST", "/api/v1/auth/logout", Public),
+    route("GET", "/api/v1/auth/oidc/login", Public),
+    route("GET", "/api/v1/auth/oidc/callback", Public),
     // The caller's own account and sessions.
-    ("GET", "/api/v1/me", Authenticated),
-    ("POST", "/api/v1/auth/logout-all", Authenticated),
-    ("POST", "/api/v1/auth/password", Authenticated),
-    ("POST", "/api/v1/auth/oidc/link", Authenticated),
+    route("GET", "/api/v1/me", Authenticated),
+    route("POST", "/api/v1/auth/logout-all", Authenticated),
+    route("POST", "/api/v1/auth/password", Authenticated),
+    route("POST", "/api/v1/auth/oidc/link", Authenticated),
     // Notes: owners only, admins may read all (object rules below).
-    ("GET", "/api/v1/notes", Scope(NOTES_READ)),
-    ("POST", "/api/v1/notes", Scope(NOTES_WRITE)),
-    ("GET", "/api/v1/notes/{id}", Scope(NOTES_READ)),
-    ("PATCH", "/api/v1/notes/{id}", Scope(NOTES_WRITE)),
-    ("DELETE", "/api/v1/notes/{id}", Scope(NOTES_WRITE)),
+    route("GET", "/api/v1/notes", Scope(NOTES_READ)),
+    route("POST", "/api/v1/notes", Scope(NOTES_WRITE)),
+    route("GET", "/api/v1/notes/{id}", Scope(NOTES_READ)),
+    route("PATCH", "/api/v1/notes/{id}", Scope(NOTES_WRITE)),
+    route("DELETE", "/api/v1/notes/{id}", Scope(NOTES_WRITE)),
     // Administration.
-    ("GET", "/api/v1/admin/users", HasRole(Role::Admin)),
-    ("PUT", "/api/v1/admin/users/{id}/roles", HasRole(Role::Admin)),
-    ("POST", "/api/v1/admin/users/{id}/disable", HasRole(Role::Admin)),
-    ("POST", "/api/v1/admin/users/{id}/unlock", HasRole(Role::Admin)),
+    route("GET", "/api/v1/admin/users", HasRole(Role::Admin)),
+    route("PUT", "/api/v1/admin/users/{id}/roles", HasRole(Role::Admin)),
+    route("POST", "/api/v1/admin/users/{id}/disable", HasRole(Role::Admin)),
+    route("POST", "/api/v1/admin/users/{id}/unlock", HasRole(Role::Admin)),
 ];
 
-/// The access rule of a route, if it has one.
+/// The policy of a route, if it has one. HEAD is answered by the GET
+/// handler, so it has the GET policy.
 #[must_use]
-pub fn access(method: &Method, path: &str) -> Option<Access> {
-    // HEAD is answered by the GET handler, so it has the GET policy.
-    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
-    ROUTES.iter().find(|(m, p, _)| *m == method && *p == path).map(|(_, _, access)| *access)
-}
-
-/// Applies `ROUTES` to every routed request, before the handler and its
-/// extractors. A method without a row answers 405 (the table is the list of
-/// what is allowed); a path without any row is refused, whoever calls.
-pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let path =
-        request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_owned()).unwrap_or_default();
-    let Some(access) = access(request.method(), &path) else {
-        let allowed: Vec<&str> =
-            ROUTES.iter().filter(|(_, p, _)| *p == path).map(|(method, _, _)| *method).collect();
-        if allowed.is_empty() {
-            tracing::error!(route = path, "route without an access policy: refused");
-            return ApiError::Forbidden.into_response();
-        }
-        let allow =
-            HeaderValue::from_str(&allowed.join(",")).unwrap_or_else(|_| HeaderValue::from_static(""));
-        return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, allow)]).into_response();
-    };
-    if access == Public {
-        return next.run(request).await;
-    }
-    let (mut parts, body) = request.into_parts();
-    let principal = match Principal::from_request_parts(&mut parts, &state).await {
-        Ok(principal) => principal,
-        Err(rejection) => return rejection.into_response(),
-    };
-    let allowed = match access {
-        Public | Authenticated => true,
-        HasRole(role) => principal.roles.contains(&role),
-        Scope(scope) => principal.scopes.iter().any(|granted| granted == scope),
-    };
-    if !allowed {
-        return ApiError::Forbidden.into_response();
-    }
-    next.run(Request::from_parts(parts, body)).await
-}
-
-/// A role a handler can require in its signature: `RequireRole<Admin>`.
-pub trait RoleName: Send + Sync {
-    const ROLE: Role;
-}
-
-pub struct Admin;
-
-impl RoleName for Admin {
-    const ROLE: Role = Role::Admin;
-}
-
-/// The caller, who holds role `R`; 401 without a token, 403 without the role.
-pub struct RequireRole<R: RoleName>(pub Principal, pub PhantomData<R>);
-
-impl<R: RoleName> FromRequestParts<AppState> for RequireRole<R> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        if principal.roles.contains(&R::ROLE) {
-            Ok(Self(principal, PhantomData))
-        } else {
-            Err(ApiError::Forbidden)
-        }
-    }
-}
-
-/// A scope a handler can require in its signature: `RequireScope<NotesWrite>`.
-pub trait ScopeName: Send + Sync {
-    const SCOPE: &'static str;
-}
-
-pub struct NotesRead;
-pub struct NotesWrite;
-
-impl ScopeName for NotesRead {
-    const SCOPE: &'static str = NOTES_READ;
-}
-
-impl ScopeName for NotesWrite {
-    const SCOPE: &'static str = NOTES_WRITE;
-}
-
-/// The caller, whose token carries scope `S`; 401 without a token, 403
-/// without the scope.
-pub struct RequireScope<S: ScopeName>(pub Principal, pub PhantomData<S>);
-
-impl<S: ScopeName> FromRequestParts<AppState> for RequireScope<S> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let principal = Principal::from_request_parts(parts, state).await?;
-        if principal.scopes.iter().any(|scope| scope == S::SCOPE) {
-            Ok(Self(principal, PhantomData))
-        } else {
-            Err(ApiError::Forbidden)
-        }
-    }
+pub fn policy(method: &str, path: &str) -> Option<&'static RoutePolicy> {
+    let method = if method == "HEAD" { "GET" } else { method };
+    ROUTES.iter().find(|row| row.method == method && row.path == path)
 }
 
 /// Owners read their notes; admins read everyone's. Changing a note is for
@@ -266,14 +184,25 @@ mod tests {
     }
 
     #[test]
+    fn access_follows_roles_and_scopes() {
+        let user = principal(Subject::User(Uuid::new_v4()), &[Role::User]);
+        let admin = principal(Subject::User(Uuid::new_v4()), &[Role::User, Role::Admin]);
+        assert!(Authenticated.allows(&user) && Scope(NOTES_WRITE).allows(&user));
+        assert!(!HasRole(Role::Admin).allows(&user) && !Scope(USERS_ADMIN).allows(&user));
+        assert!(HasRole(Role::Admin).allows(&admin) && Scope(USERS_ADMIN).allows(&admin));
+    }
+
+    #[test]
     fn routes_have_one_policy_each_and_head_follows_get() {
-        for (i, (method, path, _)) in ROUTES.iter().enumerate() {
+        for (i, row) in ROUTES.iter().enumerate() {
             assert!(
-                !ROUTES[i + 1..].iter().any(|(m, p, _)| m == method && p == path),
-                "{method} {path} twice"
+                !ROUTES[i + 1..].iter().any(|other| other.method == row.method && other.path == row.path),
+                "{} {} twice",
+                row.method,
+                row.path
             );
         }
-        assert_eq!(access(&Method::HEAD, "/healthz"), Some(Public));
-        assert_eq!(access(&Method::GET, "/not/a/route"), None);
+        assert_eq!(policy("HEAD", "/healthz").map(|row| row.access), Some(Public));
+        assert_eq!(policy("GET", "/not/a/route"), None);
     }
 }

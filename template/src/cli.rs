@@ -12,9 +12,9 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     AppState,
+    admin::{self, AdminCreated, AdminError, ExistingAccount},
     auth::{
-        Auth, AuthError,
-        accounts::{self, AdminCreated, ExistingAccount},
+        Auth,
         keys::{self, Rotation},
     },
     config::{Config, Environment},
@@ -117,10 +117,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let email = Email::try_from(email).map_err(|reason| anyhow::anyhow!("--email {reason}"))?;
             let pool = db::connect(&config).await?;
             db::migrate(&pool).await?;
-            match accounts::unlock_by_email(&pool, &email).await {
+            match admin::unlock_by_email(&pool, &email).await {
                 Ok(id) => println!("lifted the login throttle of {email} ({id})"),
-                Err(AuthError::NoSuchUser) => bail!("no account has the email {email}"),
-                Err(err) => return Err(anyhow::Error::msg(err.to_string())),
+                Err(AdminError::NoSuchAccount) => bail!("no account has the email {email}"),
+                Err(err) => return Err(err.into()),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -130,7 +130,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 (_, true) => Rotation::Promote,
                 _ => Rotation::StageAndPromote,
             };
-            println!("{}", keys::rotate(&config.auth.keys_dir, rotation, config.auth.access_token_ttl())?);
+            println!("{}", keys::rotate(&config.auth.keys_dir, rotation, config.auth.access_token_ttl)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
@@ -192,19 +192,19 @@ async fn create_admin(
     let pool = db::connect(config).await?;
     db::migrate(&pool).await?;
     let auth = Auth::new(config).await?;
-    match accounts::create_admin(&pool, &auth, &email, &password, existing).await {
+    match admin::create_admin(&pool, &auth, &email, &password, existing).await {
         Ok(AdminCreated::New(id)) => println!("created administrator {email} ({id})"),
         Ok(AdminCreated::Promoted(id)) => println!("granted admin to the existing account {email} ({id})"),
-        Err(AuthError::WeakPassword { reason, .. }) => bail!("the password {reason}"),
-        Err(AuthError::AccountExists) => bail!(
+        Err(AdminError::WeakPassword(reason)) => bail!("the password {reason}"),
+        Err(AdminError::AccountExists) => bail!(
             "an account with the email {email} exists already. To make it an administrator, run again \
              with --promote-existing and give that account's own password"
         ),
-        Err(AuthError::WrongCurrentPassword) => {
+        Err(AdminError::NotTheAccountsPassword) => {
             bail!("that is not the password of the account {email}; nothing changed")
         }
-        Err(AuthError::NoSuchUser) => bail!("no account has the email {email}: nothing to promote"),
-        Err(err) => return Err(anyhow::Error::msg(err.to_string())),
+        Err(AdminError::NoSuchAccount) => bail!("no account has the email {email}: nothing to promote"),
+        Err(err) => return Err(err.into()),
     }
     Ok(())
 }

@@ -5,7 +5,14 @@
 //! `APP_<SECTION>__<KEY>` environment variables. Unknown keys are errors: a
 //! mistyped security setting must fail loudly, never be silently ignored.
 
-use std::{collections::BTreeMap, fmt, net::SocketAddr, path::Path, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    net::SocketAddr,
+    ops::RangeInclusive,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use figment::{
     Figment,
@@ -40,6 +47,7 @@ pub enum Environment {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// development (the default) or production; see `Environment`.
     #[serde(default)]
     pub env: Environment,
     /// Whether a file or variable set `env` (the defaults do not): only a
@@ -55,29 +63,64 @@ pub struct Config {
     pub cors: CorsConfig,
 }
 
+/// Durations are written in whole seconds (keys ending in `_secs`) and read
+/// into `Duration`s here, once, so no other code converts units.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_secs)
+    }
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_secs())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
+    /// The HTTPS listener.
     pub https_addr: SocketAddr,
+    /// The optional plain-HTTP listener, which only redirects.
     #[serde(default)]
     pub http_redirect_addr: Option<SocketAddr>,
+    /// What clients call this service: the target of redirects, the `iss`
+    /// of its tokens, the base of links it sends.
     pub public_url: Url,
-    pub request_timeout_secs: u64,
+    /// Deadline of a whole request (408 after it).
+    #[serde(rename = "request_timeout_secs", with = "seconds")]
+    pub request_timeout: Duration,
+    /// Largest request body anywhere (413 over it); routes may set less.
     pub body_limit_bytes: usize,
+    /// Requests handled at once; more are shed with 503 (never the probes).
     pub max_concurrent_requests: usize,
-    pub shutdown_grace_secs: u64,
-    pub tls_handshake_timeout_secs: u64,
-    pub first_request_timeout_secs: u64,
-    pub header_read_timeout_secs: u64,
+    /// How long shutdown waits for requests in flight.
+    #[serde(rename = "shutdown_grace_secs", with = "seconds")]
+    pub shutdown_grace: Duration,
+    /// How long a new connection may take to finish its TLS handshake.
+    #[serde(rename = "tls_handshake_timeout_secs", with = "seconds")]
+    pub tls_handshake_timeout: Duration,
+    /// How long a connection may wait before its first request.
+    #[serde(rename = "first_request_timeout_secs", with = "seconds")]
+    pub first_request_timeout: Duration,
+    /// How long a client may take to send the headers of a request.
+    #[serde(rename = "header_read_timeout_secs", with = "seconds")]
+    pub header_read_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
+    /// PEM certificate chain; required in production.
     #[serde(default)]
     pub cert_path: Option<PathBuf>,
+    /// PEM private key of the certificate.
     #[serde(default)]
     pub key_path: Option<PathBuf>,
+    /// Where development keeps the certificate it generates.
     pub dev_cert_dir: PathBuf,
 }
 
@@ -86,7 +129,9 @@ pub struct TlsConfig {
 pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     pub max_connections: u32,
-    pub acquire_timeout_secs: u64,
+    /// How long a request waits for a free connection.
+    #[serde(rename = "acquire_timeout_secs", with = "seconds")]
+    pub acquire_timeout: Duration,
     /// PostgreSQL: lets production connect without verified TLS.
     #[serde(default)]
     pub allow_plaintext_on_private_network: bool,
@@ -95,38 +140,63 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
+    /// The `aud` access tokens must carry; unset, the issuer (public URL).
     #[serde(default)]
     pub audience: Option<String>,
-    pub access_token_ttl_secs: u64,
-    pub refresh_idle_timeout_secs: u64,
-    pub refresh_lifetime_secs: u64,
+    /// Lifetime of access tokens.
+    #[serde(rename = "access_token_ttl_secs", with = "seconds")]
+    pub access_token_ttl: Duration,
+    /// A session unused this long ends.
+    #[serde(rename = "refresh_idle_timeout_secs", with = "seconds")]
+    pub refresh_idle_timeout: Duration,
+    /// A session ends this long after its login, however active.
+    #[serde(rename = "refresh_lifetime_secs", with = "seconds")]
+    pub refresh_lifetime: Duration,
+    /// The directory of the token signing keys.
     pub keys_dir: PathBuf,
+    /// Shortest new password.
     pub password_min_length: usize,
+    /// Password hashes computed at once; unset, one per CPU.
     #[serde(default)]
     pub max_concurrent_hashes: Option<usize>,
+    /// Password checks that may wait for a hash; unset, four per hash.
     #[serde(default)]
     pub max_queued_hashes: Option<usize>,
+    /// Checks of one account's password per client address and window.
     pub throttle_per_address: u32,
+    /// Checks of one account's password from all addresses per window.
     pub throttle_per_account: u32,
-    pub throttle_window_secs: u64,
+    /// The throttle's window.
+    #[serde(rename = "throttle_window_secs", with = "seconds")]
+    pub throttle_window: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
+    /// The provider; unset, OpenID Connect is off.
     #[serde(default)]
     pub issuer: Option<Url>,
+    /// This service's client at the provider, for login.
     #[serde(default)]
     pub client_id: Option<String>,
     #[serde(default)]
     pub client_secret: Option<Secret>,
+    /// Scopes asked for at login (`openid` among them).
     pub scopes: Vec<String>,
+    /// Signature algorithms accepted from the provider (never HMAC).
     pub algorithms: Vec<String>,
+    /// The claim of provider access tokens that lists role names ...
     pub roles_claim: String,
+    /// ... and which of this service's roles each name grants.
     pub role_map: BTreeMap<String, Role>,
+    /// Logins that may wait for their callback at once.
     pub max_pending_logins: u32,
-    pub connect_timeout_secs: u64,
-    pub request_timeout_secs: u64,
+    /// Calls to the provider give up after these.
+    #[serde(rename = "connect_timeout_secs", with = "seconds")]
+    pub connect_timeout: Duration,
+    #[serde(rename = "request_timeout_secs", with = "seconds")]
+    pub request_timeout: Duration,
 }
 
 /// A secret setting (a client secret, …): usable through `expose`, never
@@ -160,7 +230,9 @@ const DEV_KEYS_DIR: &str = "data/jwt";
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
+    /// `tracing` filter directives, e.g. "info,sqlx=warn".
     pub filter: String,
+    /// JSON lines or readable lines; unset, by environment.
     #[serde(default)]
     pub format: Option<LogFormat>,
 }
@@ -175,6 +247,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorsConfig {
+    /// Origins that may call from a browser, exactly as `scheme://host[:port]`.
     pub allowed_origins: Vec<String>,
 }
 
@@ -285,54 +358,37 @@ impl Config {
             "server.public_url",
             "must be an origin such as https://api.example.com, without path or credentials",
         )?;
-        check(
-            (1..=300).contains(&server.request_timeout_secs),
-            "server.request_timeout_secs",
-            "must be between 1 and 300",
-        )?;
+        check_secs(server.request_timeout, 1..=300, "server.request_timeout_secs")?;
         check(
             (1024..=16 * 1024 * 1024).contains(&server.body_limit_bytes),
             "server.body_limit_bytes",
             "must be between 1 KiB and 16 MiB",
         )?;
         check(server.max_concurrent_requests >= 1, "server.max_concurrent_requests", "must be at least 1")?;
-        check(server.shutdown_grace_secs <= 300, "server.shutdown_grace_secs", "must be at most 300")?;
-        for (key, secs) in [
-            ("server.tls_handshake_timeout_secs", server.tls_handshake_timeout_secs),
-            ("server.first_request_timeout_secs", server.first_request_timeout_secs),
-            ("server.header_read_timeout_secs", server.header_read_timeout_secs),
-            ("oidc.connect_timeout_secs", self.oidc.connect_timeout_secs),
-            ("oidc.request_timeout_secs", self.oidc.request_timeout_secs),
-        ] {
-            check((1..=60).contains(&secs), key, "must be between 1 and 60")?;
-        }
+        check_secs(server.shutdown_grace, 0..=300, "server.shutdown_grace_secs")?;
+        check_secs(server.tls_handshake_timeout, 1..=60, "server.tls_handshake_timeout_secs")?;
+        check_secs(server.first_request_timeout, 1..=60, "server.first_request_timeout_secs")?;
+        check_secs(server.header_read_timeout, 1..=60, "server.header_read_timeout_secs")?;
+        check_secs(self.oidc.connect_timeout, 1..=60, "oidc.connect_timeout_secs")?;
+        check_secs(self.oidc.request_timeout, 1..=60, "oidc.request_timeout_secs")?;
         check(
             self.tls.cert_path.is_some() == self.tls.key_path.is_some(),
             "tls.key_path",
             "set both tls.cert_path and tls.key_path, or neither",
         )?;
         check(self.database.max_connections >= 1, "database.max_connections", "must be at least 1")?;
-        check(
-            (1..=60).contains(&self.database.acquire_timeout_secs),
-            "database.acquire_timeout_secs",
-            "must be between 1 and 60",
-        )?;
+        check_secs(self.database.acquire_timeout, 1..=60, "database.acquire_timeout_secs")?;
         let auth = &self.auth;
+        // Services that only verify the signature see a revocation when the
+        // token expires: keep tokens short.
+        check_secs(auth.access_token_ttl, 60..=3600, "auth.access_token_ttl_secs")?;
+        check_secs(auth.refresh_lifetime, 1..=365 * 24 * 3600, "auth.refresh_lifetime_secs")?;
         check(
-            (60..=3600).contains(&auth.access_token_ttl_secs),
-            "auth.access_token_ttl_secs",
-            "must be between 60 and 3600: access tokens cannot be revoked, keep them short",
-        )?;
-        check(
-            (1..=auth.refresh_lifetime_secs).contains(&auth.refresh_idle_timeout_secs),
+            auth.refresh_idle_timeout <= auth.refresh_lifetime,
             "auth.refresh_idle_timeout_secs",
-            "must be at least 1 and at most auth.refresh_lifetime_secs",
+            "must be at most auth.refresh_lifetime_secs",
         )?;
-        check(
-            auth.refresh_lifetime_secs <= 365 * 24 * 3600,
-            "auth.refresh_lifetime_secs",
-            "must be at most a year",
-        )?;
+        check_secs(auth.refresh_idle_timeout, 1..=365 * 24 * 3600, "auth.refresh_idle_timeout_secs")?;
         check(
             (8..=crate::domain::password::MAX_CHARS).contains(&auth.password_min_length),
             "auth.password_min_length",
@@ -346,11 +402,7 @@ impl Config {
             "auth.throttle_per_account",
             "must be at least auth.throttle_per_address, or one address could lock the account",
         )?;
-        check(
-            (1..=86_400).contains(&auth.throttle_window_secs),
-            "auth.throttle_window_secs",
-            "must be between 1 and 86400",
-        )?;
+        check_secs(auth.throttle_window, 1..=86_400, "auth.throttle_window_secs")?;
         self.validate_oidc()?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::Invalid { key: "log.filter", problem: err.to_string() });
@@ -371,9 +423,7 @@ impl Config {
         }
         Ok(())
     }
-}
 
-impl Config {
     fn validate_oidc(&self) -> Result<(), ConfigError> {
         let oidc = &self.oidc;
         let Some(issuer) = &oidc.issuer else {
@@ -405,28 +455,7 @@ impl Config {
             "must include openid for login",
         )
     }
-}
 
-impl ServerConfig {
-    #[must_use]
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.request_timeout_secs)
-    }
-
-    #[must_use]
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_secs)
-    }
-}
-
-impl AuthConfig {
-    #[must_use]
-    pub fn access_token_ttl(&self) -> Duration {
-        Duration::from_secs(self.access_token_ttl_secs)
-    }
-}
-
-impl Config {
     /// The `iss` of this service's tokens: its public URL, without the
     /// trailing slash.
     #[must_use]
@@ -438,13 +467,6 @@ impl Config {
     #[must_use]
     pub fn audience(&self) -> String {
         self.auth.audience.clone().unwrap_or_else(|| self.issuer())
-    }
-}
-
-impl DatabaseConfig {
-    #[must_use]
-    pub fn acquire_timeout(&self) -> Duration {
-        Duration::from_secs(self.acquire_timeout_secs)
     }
 }
 
@@ -549,6 +571,12 @@ fn same_directory(a: &Path, b: &Path) -> bool {
         parts
     }
     normalized(a) == normalized(b)
+}
+
+/// A duration setting within its bounds (in seconds, as it is written).
+fn check_secs(duration: Duration, bounds: RangeInclusive<u64>, key: &'static str) -> Result<(), ConfigError> {
+    let problem = format!("must be between {} and {} seconds", bounds.start(), bounds.end());
+    check(bounds.contains(&duration.as_secs()), key, &problem)
 }
 
 fn check(ok: bool, key: &'static str, problem: &str) -> Result<(), ConfigError> {

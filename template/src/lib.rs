@@ -3,6 +3,7 @@
 //! Each security control lives in the module named after it; `http` composes
 //! them into the middleware stack in one visible place.
 
+pub mod admin;
 pub mod auth;
 pub mod authz;
 pub mod cli;

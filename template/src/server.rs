@@ -59,11 +59,11 @@ impl Server {
             tls,
             app,
             public_url: config.server.public_url.clone(),
-            shutdown_grace: config.server.shutdown_grace(),
+            shutdown_grace: config.server.shutdown_grace,
             timeouts: ConnectionTimeouts {
-                tls_handshake: Duration::from_secs(config.server.tls_handshake_timeout_secs),
-                first_request: Duration::from_secs(config.server.first_request_timeout_secs),
-                header_read: Duration::from_secs(config.server.header_read_timeout_secs),
+                tls_handshake: config.server.tls_handshake_timeout,
+                first_request: config.server.first_request_timeout,
+                header_read: config.server.header_read_timeout,
             },
         })
     }

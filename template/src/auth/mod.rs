@@ -3,10 +3,10 @@
 //! - `password`: argon2id hashing and the policy for new passwords;
 //! - `keys` and `tokens`: the Ed25519 keys and the access tokens they sign;
 //! - `sessions`: refresh-token families with rotation and reuse detection;
-//! - `accounts`: registration, login, password changes, administration;
+//! - `accounts`: registration, login, password changes;
 //! - `throttle`: how often an account's password may be checked, per client;
 //! - `oidc`: login at an OpenID Connect provider, and its access tokens;
-//! - `principal`: the extractor that turns a bearer token into a `Principal`.
+//! - `principal`: who a token stands for, as the account behind it stands now.
 
 pub mod accounts;
 pub mod keys;
@@ -19,7 +19,7 @@ pub mod tokens;
 
 use std::{
     thread,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::{
     accounts::AuthError,
-    principal::{AuthMethod, Principal, Subject},
+    principal::{AuthMethod, AuthenticationError, NoAccount, Principal, Subject, authenticate},
 };
 use self::{
     keys::KeySet, oidc::Oidc, password::PasswordHasher, password::PasswordPolicy, sessions::SessionPolicy,
@@ -60,17 +60,17 @@ impl Auth {
             .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from));
         let queued = auth.max_queued_hashes.unwrap_or(hashes * QUEUED_HASHES_PER_HASH);
         Ok(Self {
-            tokens: Tokens::new(keys, config.issuer(), config.audience(), auth.access_token_ttl()),
+            tokens: Tokens::new(keys, config.issuer(), config.audience(), auth.access_token_ttl),
             hasher: PasswordHasher::new(hashes, queued).await?,
             policy: PasswordPolicy { min_chars: auth.password_min_length },
             sessions: SessionPolicy {
-                idle_timeout: Duration::from_secs(auth.refresh_idle_timeout_secs),
-                lifetime: Duration::from_secs(auth.refresh_lifetime_secs),
+                idle_timeout: auth.refresh_idle_timeout,
+                lifetime: auth.refresh_lifetime,
             },
             throttle: ThrottlePolicy {
                 per_address: auth.throttle_per_address,
                 per_account: auth.throttle_per_account,
-                window: Duration::from_secs(auth.throttle_window_secs),
+                window: auth.throttle_window,
             },
             oidc: Oidc::from_config(config)?,
         })

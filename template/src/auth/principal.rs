@@ -1,15 +1,15 @@
-//! The authenticated caller, extracted from `Authorization: Bearer <token>`.
+//! Who is calling: the principal an access token stands for, as the
+//! account behind it stands now. (`http::bearer` reads the token from the
+//! request.)
 
-use axum::{extract::FromRequestParts, http::header, http::request::Parts};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::Auth;
 use crate::{
-    AppState,
     authz::{self, Role},
     db::{self, Pool},
-    http::ApiError,
 };
 
 /// How the caller proved who they are.
@@ -76,9 +76,7 @@ pub enum Subject {
     External(String),
 }
 
-/// A caller whose access token checked out. Taking it as a handler argument
-/// makes the route require authentication: without a token the request is
-/// answered 401 before the handler runs.
+/// A caller whose access token checked out.
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub subject: Subject,
@@ -87,68 +85,73 @@ pub struct Principal {
     pub method: AuthMethod,
 }
 
+/// An operation that needs an account, asked by a caller without one (a
+/// service, or a provider user never linked here).
+#[derive(Debug, thiserror::Error)]
+#[error("the caller has no account here")]
+pub struct NoAccount;
+
 impl Principal {
-    /// The caller's account, for operations that need one; services and
-    /// unlinked provider users are refused (403).
-    pub fn user_id(&self) -> Result<Uuid, ApiError> {
+    /// The caller's account, for operations that need one.
+    pub fn user_id(&self) -> Result<Uuid, NoAccount> {
         match self.subject {
             Subject::User(id) => Ok(id),
-            Subject::External(_) => Err(ApiError::Forbidden),
+            Subject::External(_) => Err(NoAccount),
         }
     }
 }
 
-impl FromRequestParts<AppState> for Principal {
-    type Rejection = ApiError;
+/// Why a token did not authenticate.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticationError {
+    /// Expired, forged, not meant for this API, or its account or session
+    /// is gone; the reason is for the log only.
+    #[error("token refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if let Some(principal) = parts.extensions.get::<Self>() {
-            return Ok(principal.clone());
-        }
-        let token = bearer_token(parts)?;
-        let auth = &state.auth;
-        let principal = match &auth.oidc {
-            Some(oidc) if !auth.tokens.is_ours(token) => {
-                let caller = oidc.verify_access_token(&state.db, token).await.map_err(|err| {
-                    tracing::info!(reason = format!("{err:#}"), "provider access token refused");
-                    ApiError::InvalidToken
-                })?;
-                match caller.account {
-                    Some(user_id) => {
-                        // The provider's token is the provider's to revoke;
-                        // here the account must be active, with its roles.
-                        let granted = Granted { session: None, roles: caller.roles, scopes: caller.scopes };
-                        for_account(&state.db, user_id, granted, AuthMethod::ProviderToken).await?
-                    }
-                    None => Self {
-                        subject: Subject::External(caller.subject),
-                        roles: caller.roles,
-                        scopes: caller.scopes,
-                        method: if caller.client_credentials {
-                            AuthMethod::ClientCredentials
-                        } else {
-                            AuthMethod::ProviderToken
-                        },
-                    },
+/// The principal `token` stands for: one of this service's access tokens,
+/// or, with a provider configured, one the provider issued for this API.
+pub async fn authenticate(auth: &Auth, db: &Pool, token: &str) -> Result<Principal, AuthenticationError> {
+    let refused = |reason: String| AuthenticationError::Refused(reason);
+    match &auth.oidc {
+        Some(oidc) if !auth.tokens.is_ours(token) => {
+            let caller = oidc
+                .verify_access_token(db, token)
+                .await
+                .map_err(|err| refused(format!("provider access token: {err:#}")))?;
+            match caller.account {
+                Some(user_id) => {
+                    // The provider's token is the provider's to revoke; here
+                    // the account must be active, with its roles.
+                    let granted = Granted { session: None, roles: caller.roles, scopes: caller.scopes };
+                    for_account(db, user_id, granted, AuthMethod::ProviderToken).await
                 }
+                None => Ok(Principal {
+                    subject: Subject::External(caller.subject),
+                    roles: caller.roles,
+                    scopes: caller.scopes,
+                    method: if caller.client_credentials {
+                        AuthMethod::ClientCredentials
+                    } else {
+                        AuthMethod::ProviderToken
+                    },
+                }),
             }
-            _ => {
-                let claims = auth.tokens.verify(token).map_err(|rejection| {
-                    tracing::info!(reason = %rejection, "access token refused");
-                    ApiError::InvalidToken
-                })?;
-                let user_id = claims.sub.parse().map_err(|_| ApiError::InvalidToken)?;
-                let session = claims.sid.parse().map_err(|_| ApiError::InvalidToken)?;
-                let method = AuthMethod::from_amr(&claims.amr).ok_or(ApiError::InvalidToken)?;
-                let scopes = claims.scope.split_whitespace().map(str::to_owned).collect();
-                // The token's own roles are ignored: the account's count.
-                let granted = Granted { session: Some(session), roles: Vec::new(), scopes };
-                for_account(&state.db, user_id, granted, method).await?
-            }
-        };
-        // Verified once per request, however many extractors ask.
-        parts.extensions.insert(principal.clone());
-        Ok(principal)
+        }
+        _ => {
+            let claims = auth.tokens.verify(token).map_err(|rejection| refused(rejection.to_string()))?;
+            let user_id = claims.sub.parse().map_err(|_| refused("sub is not an account id".to_owned()))?;
+            let session = claims.sid.parse().map_err(|_| refused("sid is not a session id".to_owned()))?;
+            let method =
+                AuthMethod::from_amr(&claims.amr).ok_or_else(|| refused("unknown amr".to_owned()))?;
+            let scopes = claims.scope.split_whitespace().map(str::to_owned).collect();
+            // The token's own roles are ignored: the account's count.
+            let granted = Granted { session: Some(session), roles: Vec::new(), scopes };
+            for_account(db, user_id, granted, method).await
+        }
     }
 }
 
@@ -173,18 +176,16 @@ async fn for_account(
     user_id: Uuid,
     granted: Granted,
     method: AuthMethod,
-) -> Result<Principal, ApiError> {
+) -> Result<Principal, AuthenticationError> {
+    let refused = |reason: &str| Err(AuthenticationError::Refused(format!("{reason} (account {user_id})")));
     let Some(account) = db::users::access_state(db, user_id, granted.session).await? else {
-        tracing::info!(%user_id, "token of a deleted account refused");
-        return Err(ApiError::InvalidToken);
+        return refused("the account is gone");
     };
     if account.disabled {
-        tracing::info!(%user_id, "token of a disabled account refused");
-        return Err(ApiError::InvalidToken);
+        return refused("the account is disabled");
     }
     if granted.session.is_some() && !account.session_live {
-        tracing::info!(%user_id, "token of an ended session refused");
-        return Err(ApiError::InvalidToken);
+        return refused("the session ended");
     }
     let mut roles = account.roles;
     roles.extend(granted.roles);
@@ -193,20 +194,4 @@ async fn for_account(
     let allowed = authz::scopes_for(&roles);
     let scopes = granted.scopes.into_iter().filter(|scope| allowed.contains(scope)).collect();
     Ok(Principal { subject: Subject::User(user_id), roles, scopes, method })
-}
-
-/// The token of an `Authorization: Bearer …` header (scheme case-insensitive,
-/// RFC 6750). No header is 401 without an error code; a malformed one is an
-/// invalid token.
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-        return Err(ApiError::Unauthenticated);
-    };
-    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
-    match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
-            Ok(token.trim())
-        }
-        _ => Err(ApiError::InvalidToken),
-    }
 }

@@ -154,7 +154,7 @@ pub async fn end_all(db: &Pool, user_id: Uuid) -> Result<(), AuthError> {
 
 /// `end_all` inside a larger change (a password change, disabling,
 /// linking), committed with it.
-pub async fn end_all_in(tx: &mut Tx<'_>, user_id: Uuid) -> Result<(), AuthError> {
+pub async fn end_all_in(tx: &mut Tx<'_>, user_id: Uuid) -> Result<(), sqlx::Error> {
     db::users::lock(tx, user_id).await?;
     db::refresh_tokens::revoke_user(&mut **tx, user_id).await?;
     Ok(())

@@ -20,7 +20,6 @@ use std::{net::IpAddr, time::Duration};
 
 use uuid::Uuid;
 
-use super::unix_now;
 use crate::db::{self, Pool};
 
 /// The throttle's source name for the ceiling over all addresses.
@@ -38,7 +37,7 @@ impl ThrottlePolicy {
     /// when a budget of the window is spent and the password must not be
     /// checked.
     pub async fn reserve(&self, db: &Pool, user_id: Uuid, client: IpAddr) -> Result<bool, sqlx::Error> {
-        let (now, window) = (now(), self.window_secs());
+        let (now, window) = (now_millis(), self.window_millis());
         let source = source(client);
         // The address first: a throttled address never counts against the
         // account's ceiling, so one address alone cannot reach it.
@@ -54,14 +53,14 @@ impl ThrottlePolicy {
         db::login_throttles::release(db, user_id, EVERY_ADDRESS).await
     }
 
-    fn window_secs(&self) -> i64 {
-        i64::try_from(self.window.as_secs()).unwrap_or(i64::MAX)
+    fn window_millis(&self) -> i64 {
+        i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// Counts whose window ended before now; `maintenance` deletes them.
     #[must_use]
     pub fn expired_before(&self) -> i64 {
-        now() - self.window_secs()
+        now_millis() - self.window_millis()
     }
 }
 
@@ -70,8 +69,10 @@ pub async fn unlock(db: &Pool, user_id: Uuid) -> Result<(), sqlx::Error> {
     db::login_throttles::clear_account(db, user_id).await
 }
 
-fn now() -> i64 {
-    i64::try_from(unix_now()).unwrap_or(i64::MAX)
+/// Unix milliseconds: windows of a few seconds (in tests) stay exact.
+fn now_millis() -> i64 {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The unit an attacker pays for: one IPv4 address, or one IPv6 /64 (what

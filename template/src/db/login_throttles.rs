@@ -1,6 +1,6 @@
 //! The `login_throttles` table: password checks counted per account and
 //! client address (and per account over all addresses) in fixed windows.
-//! Times are unix seconds, so windows compare and expire in plain SQL.
+//! Times are unix milliseconds, so windows compare and expire in plain SQL.
 
 use uuid::Uuid;
 
@@ -8,7 +8,7 @@ use super::Pool;
 
 /// Counts one more check of `user_id`'s password from `source` when the
 /// window still has room, and reports whether it had. A window older than
-/// `window_secs` starts over. One statement, so that however many requests
+/// `window_millis` starts over. One statement, so that however many requests
 /// arrive at once, no more than `limit` are ever granted per window.
 pub async fn reserve(
     pool: &Pool,
@@ -16,9 +16,9 @@ pub async fn reserve(
     source: &str,
     limit: u32,
     now: i64,
-    window_secs: i64,
+    window_millis: i64,
 ) -> Result<bool, sqlx::Error> {
-    let expired_before = now - window_secs;
+    let expired_before = now - window_millis;
     let granted: Option<i32> = sqlx::query_scalar(
         "INSERT INTO login_throttles (user_id, source, attempts, window_start) VALUES ($1, $2, 1, $3) \
          ON CONFLICT (user_id, source) DO UPDATE SET \

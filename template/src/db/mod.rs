@@ -31,7 +31,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Pool> {
     backend::prepare(url, config.env).await?;
     PoolOptions::<Backend>::new()
         .max_connections(config.database.max_connections)
-        .acquire_timeout(config.database.acquire_timeout())
+        .acquire_timeout(config.database.acquire_timeout)
         .connect_with(backend::connect_options(url)?)
         .await
         .with_context(|| format!("connecting to the database at {}", url.redacted()))

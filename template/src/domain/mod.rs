@@ -14,7 +14,7 @@ pub mod password;
 pub use display_name::DisplayName;
 pub use email::Email;
 pub use note::{NoteBody, NoteTitle};
-pub use page::{PageLimit, PageQuery};
+pub use page::{Page, PageLimit, PageQuery};
 pub use password::Password;
 
 /// The rule shared by names and titles: trimmed, not empty, at most

@@ -52,4 +52,45 @@ impl PageQuery {
     pub fn limit(&self) -> u32 {
         self.limit.unwrap_or_default().get()
     }
+
+    /// How many rows to fetch for this page: one more than it holds, which
+    /// tells whether another page follows.
+    #[must_use]
+    pub fn rows_to_fetch(&self) -> u32 {
+        self.limit() + 1
+    }
+
+    /// The page made of `rows` (fetched with `rows_to_fetch`, ordered by
+    /// `id`): at most `limit` items, and where the next page starts.
+    #[must_use]
+    pub fn page<T>(&self, mut rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> Page<T> {
+        let limit = self.limit() as usize;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_after = if more { rows.last().map(id) } else { None };
+        Page { items: rows, next_after }
+    }
+}
+
+/// One page of a list, and the `after` of the next one (`None` on the last).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_after: Option<Uuid>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_holds_at_most_its_limit_and_knows_whether_more_follow() {
+        let query = PageQuery { limit: Some(PageLimit(2)), after: None };
+        assert_eq!(query.rows_to_fetch(), 3);
+        let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
+        let page = query.page(ids.clone(), |id| *id);
+        assert_eq!((page.items, page.next_after), (ids[..2].to_vec(), Some(ids[1])));
+        let last = query.page(ids[..2].to_vec(), |id| *id);
+        assert_eq!(last.next_after, None);
+    }
 }

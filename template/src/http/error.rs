@@ -22,6 +22,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::request_id::RequestId;
+use crate::{
+    admin::AdminError,
+    auth::{AuthError, AuthenticationError, NoAccount, oidc::login::LoginError},
+    notes::NotesError,
+};
 
 /// Every way a request can fail that a handler reports. The doc comment of
 /// each variant says why it maps to its status.
@@ -173,6 +178,116 @@ impl ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         Self::Internal(err.into())
+    }
+}
+
+// Every service error becomes an answer here, and only here: services name
+// what went wrong in their own terms and never know about HTTP.
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidCredentials => Self::InvalidCredentials,
+            // The caller proved who they are with a token; naming the field
+            // tells them nothing they could not learn by trying.
+            AuthError::WrongCurrentPassword => {
+                Self::Validation(vec![FieldError::new("current_password", "is not the current password")])
+            }
+            // Registration cannot hide that an email is taken without an email
+            // round trip; rate limiting keeps enumeration slow.
+            AuthError::EmailTaken => Self::Conflict("An account with this email already exists."),
+            AuthError::WeakPassword { field, reason } => {
+                Self::Validation(vec![FieldError::new(field, reason)])
+            }
+            AuthError::InvalidRefreshToken => Self::InvalidRefreshToken,
+            // The token was valid a moment ago; its account is gone.
+            AuthError::UnknownAccount => Self::InvalidToken,
+            AuthError::Overloaded(_) => Self::Overloaded,
+            AuthError::Database(err) => err.into(),
+            AuthError::Internal(err) => Self::Internal(err),
+        }
+    }
+}
+
+impl From<AuthenticationError> for ApiError {
+    fn from(err: AuthenticationError) -> Self {
+        match err {
+            // Why is logged, never told, so that forgers learn nothing.
+            AuthenticationError::Refused(reason) => {
+                tracing::info!(reason, "access token refused");
+                Self::InvalidToken
+            }
+            AuthenticationError::Database(err) => err.into(),
+        }
+    }
+}
+
+/// Services and provider users without an account here may call what the
+/// policy allows them, but not what needs an account.
+impl From<NoAccount> for ApiError {
+    fn from(_: NoAccount) -> Self {
+        Self::Forbidden
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(err: LoginError) -> Self {
+        match err {
+            // Without a provider the routes do not exist.
+            LoginError::NotConfigured => Self::NotFound,
+            LoginError::InvalidState => {
+                Self::BadRequest("The login expired or began elsewhere; start again.")
+            }
+            LoginError::Refused(reason) => {
+                tracing::warn!(reason, "OpenID Connect login refused");
+                Self::BadRequest("The identity provider did not complete the login; start again.")
+            }
+            LoginError::NoEmail => Self::BadRequest("The identity provider shared no email address."),
+            LoginError::UnverifiedEmail => {
+                Self::Conflict("An account with this email exists; log in with its password.")
+            }
+            LoginError::LinkWhileSignedIn => Self::Conflict(
+                "An account with this email exists. Log in with its password, then link this provider \
+                 from the account (POST /api/v1/auth/oidc/link).",
+            ),
+            LoginError::IdentityTaken => {
+                Self::Conflict("This provider identity is linked to another account.")
+            }
+            LoginError::TooManyPending => Self::Overloaded,
+            // As at a password login: a disabled account is not told apart.
+            LoginError::Disabled => Self::InvalidCredentials,
+            LoginError::Database(err) => err.into(),
+            LoginError::Internal(err) => Self::Internal(err),
+        }
+    }
+}
+
+impl From<NotesError> for ApiError {
+    fn from(err: NotesError) -> Self {
+        match err {
+            // Another user's note answers exactly like a missing one.
+            NotesError::NotFound => Self::NotFound,
+            NotesError::NoAccount(err) => err.into(),
+            NotesError::Database(err) => err.into(),
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(err: AdminError) -> Self {
+        match err {
+            AdminError::NoSuchAccount => Self::NotFound,
+            AdminError::LastAdmin => {
+                Self::Conflict("The last active admin cannot lose the admin role or be disabled.")
+            }
+            AdminError::AccountExists => Self::Conflict("An account with this email exists already."),
+            AdminError::WeakPassword(reason) => Self::Validation(vec![FieldError::new("password", reason)]),
+            // Only the command line proves an account's password this way.
+            AdminError::NotTheAccountsPassword => Self::Forbidden,
+            AdminError::Overloaded(_) => Self::Overloaded,
+            AdminError::Database(err) => err.into(),
+            AdminError::Internal(err) => Self::Internal(err),
+        }
     }
 }
 

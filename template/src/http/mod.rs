@@ -1,12 +1,14 @@
 //! The HTTP surface: the routes, the OpenAPI document and, in one place, the
 //! middleware stack every request passes through.
 
+mod bearer;
 mod error;
 pub mod extract;
 pub mod headers;
 pub mod https_redirect;
 mod load_shed;
 mod openapi;
+pub mod policy;
 pub mod request_id;
 mod routes;
 mod trace;
@@ -24,66 +26,33 @@ use tower_http::{
     sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer},
     timeout::TimeoutLayer,
 };
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
 pub use self::{
     error::{ApiError, ErrorBody, ErrorEnvelope, ErrorReport, FieldError},
     openapi::{DOCS_PATH, SPEC_PATH},
 };
-use crate::{AppState, authz, config::Config};
+use crate::{AppState, config::Config};
 
-/// Every operation of the API. `routes!` registers a handler in the router
-/// *and* its `#[utoipa::path]` in the document, so the two cannot drift;
-/// `clippy.toml` forbids `Router::route` to keep this the only way in.
+/// Every operation of the API: each resource's router, mounted. `routes!`
+/// registers a handler in the router *and* its `#[utoipa::path]` in the
+/// document, so the two cannot drift; `clippy.toml` forbids `Router::route`
+/// to keep this the only way in.
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::document())
-        .routes(routes!(routes::health::healthz))
-        .routes(routes!(routes::health::readyz))
-        .routes(routes!(routes::auth::jwks))
-        .merge(accounts())
-        .routes(routes!(routes::oidc::start))
-        .routes(routes!(routes::oidc::callback))
-        .routes(routes!(routes::oidc::link))
-        .routes(routes!(routes::me::me))
-        .merge(notes())
-        .routes(routes!(routes::admin::list_users))
-        .routes(routes!(routes::admin::set_roles))
-        .routes(routes!(routes::admin::disable_user))
-        .routes(routes!(routes::admin::unlock_user))
-}
-
-/// Largest note request. A note of the longest title and body the schema
-/// allows is at most about 26 KiB even when every character is escaped as a
-/// surrogate pair (12 bytes), so 32 KiB always fits a valid note, tighter
-/// than the global limit.
-const NOTE_BODY_LIMIT: usize = 32 * 1024;
-
-/// Largest body of the account routes: credentials and names are short.
-const AUTH_BODY_LIMIT: usize = 8 * 1024;
-
-fn accounts() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(routes::auth::register))
-        .routes(routes!(routes::auth::login))
-        .routes(routes!(routes::auth::refresh))
-        .routes(routes!(routes::auth::logout))
-        .routes(routes!(routes::auth::logout_all))
-        .routes(routes!(routes::auth::change_password))
-        .layer(DefaultBodyLimit::max(AUTH_BODY_LIMIT))
-}
-
-fn notes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(routes::notes::list, routes::notes::create))
-        .routes(routes!(routes::notes::get, routes::notes::update, routes::notes::delete))
-        .layer(DefaultBodyLimit::max(NOTE_BODY_LIMIT))
+        .merge(routes::health::router())
+        .merge(routes::auth::router())
+        .merge(routes::oidc::router())
+        .merge(routes::me::router())
+        .merge(routes::notes::router())
+        .merge(routes::admin::router())
 }
 
 /// The OpenAPI document, exactly as served at `/openapi.json`.
 #[must_use]
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut document = api().into_openapi();
-    openapi::add_shared_errors(&mut document);
+    openapi::complete(&mut document);
     document
 }
 
@@ -92,11 +61,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let (api, mut document) = api().split_for_parts();
-    openapi::add_shared_errors(&mut document);
+    openapi::complete(&mut document);
     let app = api
         .merge(openapi::routes(document))
         // Every routed request meets its route's policy first: deny by default.
-        .route_layer(from_fn_with_state(state.clone(), authz::enforce))
+        .route_layer(from_fn_with_state(state.clone(), policy::enforce))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state);
     with_middleware(app, &config)
@@ -132,7 +101,7 @@ pub fn with_middleware(app: Router, config: &Config) -> Router {
                 load_shed::Cap::new(server.max_concurrent_requests),
                 load_shed::middleware,
             ))
-            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, server.request_timeout()))
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, server.request_timeout))
             .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
             .layer(DefaultBodyLimit::max(server.body_limit_bytes)),
     )

@@ -11,13 +11,16 @@ use utoipa::{
     Modify,
     openapi::{
         ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder,
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+        security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
     },
 };
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::headers::DOCS_CSP;
-use crate::AppState;
+use crate::{
+    AppState,
+    authz::{self, Access},
+};
 
 pub const DOCS_PATH: &str = "/docs";
 pub const SPEC_PATH: &str = "/openapi.json";
@@ -62,12 +65,51 @@ impl ApiDoc {
     }
 }
 
+/// What the code knows beyond the handlers' annotations: each operation's
+/// security, from its route policy, then the answers of the shared layers.
+pub fn complete(document: &mut OpenApi) {
+    apply_route_policies(document);
+    add_shared_errors(document);
+}
+
+/// Each operation's `security`, from its row in `authz::ROUTES`, so that
+/// the document cannot disagree with what is enforced: a scope is listed as
+/// the bearer scheme's scope, a role is named in the description.
+fn apply_route_policies(document: &mut OpenApi) {
+    for (path, item) in &mut document.paths.paths {
+        let operations = [
+            ("GET", &mut item.get),
+            ("POST", &mut item.post),
+            ("PUT", &mut item.put),
+            ("PATCH", &mut item.patch),
+            ("DELETE", &mut item.delete),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            let bearer = |scopes: Vec<&str>| Some(vec![SecurityRequirement::new("bearer", scopes)]);
+            operation.security = match authz::policy(method, path).map(|row| row.access) {
+                None | Some(Access::Public) => None,
+                Some(Access::Authenticated) => bearer(Vec::new()),
+                Some(Access::Scope(scope)) => bearer(vec![scope]),
+                Some(Access::Role(role)) => {
+                    let required = format!("Requires the `{}` role.", role.as_str());
+                    operation.description = Some(match operation.description.take() {
+                        Some(description) => format!("{description}\n\n{required}"),
+                        None => required,
+                    });
+                    bearer(Vec::new())
+                }
+            };
+        }
+    }
+}
+
 /// Documents the answers the middleware and extractors give on their own,
 /// so that every operation lists every status it can return: a JSON body
 /// can be malformed (400), too large (413), not JSON (415) or break a rule
 /// (422); a protected operation can meet a missing or bad token (401) or a
 /// missing right (403). Handlers document the answers specific to them.
-pub fn add_shared_errors(document: &mut OpenApi) {
+fn add_shared_errors(document: &mut OpenApi) {
     let error = |description: &str| {
         let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build();
         RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())

@@ -41,14 +41,16 @@ fn every_served_route_has_exactly_one_policy() {
     let served = served_routes();
     for (method, path) in &served {
         assert!(
-            ROUTES.iter().any(|(m, p, _)| m == method && p == path),
+            ROUTES.iter().any(|row| row.method == method && row.path == path),
             "{method} {path} is served but has no row in authz::ROUTES"
         );
     }
-    for (method, path, _) in ROUTES {
+    for row in ROUTES {
         assert!(
-            served.iter().any(|(m, p)| m == method && p == path),
-            "authz::ROUTES has a row for {method} {path}, which is not served"
+            served.iter().any(|(method, path)| method == row.method && path == row.path),
+            "authz::ROUTES has a row for {} {}, which is not served",
+            row.method,
+            row.path
         );
     }
 }
@@ -57,8 +59,8 @@ fn every_served_route_has_exactly_one_policy() {
 fn the_public_routes_are_a_short_explicit_list() {
     let public: Vec<String> = ROUTES
         .iter()
-        .filter(|(_, _, access)| *access == app::authz::Access::Public)
-        .map(|(method, path, _)| format!("{method} {path}"))
+        .filter(|row| row.access == app::authz::Access::Public)
+        .map(|row| format!("{} {}", row.method, row.path))
         .collect();
     assert_eq!(
         public,
@@ -84,12 +86,9 @@ fn the_public_routes_are_a_short_explicit_list() {
 #[sqlx::test]
 async fn every_non_public_route_refuses_anonymous_callers(pool: Pool) {
     let app = TestApp::new(pool).await;
-    for (method, path, access) in ROUTES {
-        if *access == app::authz::Access::Public {
-            continue;
-        }
-        let uri = path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{*rest}", "index.css");
-        let response = app.call(method, &uri, None, Some(&json!({}))).await;
+    for row in ROUTES.iter().filter(|row| row.access != app::authz::Access::Public) {
+        let uri = row.path.replace("{id}", &uuid::Uuid::new_v4().to_string()).replace("{*rest}", "index.css");
+        let response = app.call(row.method, &uri, None, Some(&json!({}))).await;
         response.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
     }
 }
@@ -181,10 +180,12 @@ fn route_of(path: &str) -> String {
 #[test]
 fn the_matrix_has_a_row_for_every_route() {
     let rows = matrix();
-    for (method, path, _) in ROUTES {
+    for policy in ROUTES {
         assert!(
-            rows.iter().any(|row| row.method == *method && route_of(row.path) == *path),
-            "no matrix row for {method} {path}"
+            rows.iter().any(|row| row.method == policy.method && route_of(row.path) == policy.path),
+            "no matrix row for {} {}",
+            policy.method,
+            policy.path
         );
     }
 }
@@ -319,7 +320,7 @@ async fn a_route_without_a_policy_row_is_refused(pool: Pool) {
     #[expect(clippy::disallowed_methods, reason = "a probe route, not an API operation")]
     let probe = axum::Router::new()
         .route("/probe/without-policy", axum::routing::get(|| async { "reached" }))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), app::authz::enforce))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), app::http::policy::enforce))
         .with_state(state);
     let app = TestApp::probe(probe, &config);
     app.get("/probe/without-policy").await.assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");

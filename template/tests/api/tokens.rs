@@ -225,7 +225,7 @@ async fn tokens_signed_before_a_rotation_keep_verifying(pool: Pool) {
     let before = TestApp::with_config(pool.clone(), config_with(with_keys)).await;
     let old = before.signed_up("ann@example.com").await;
 
-    let ttl = config().auth.access_token_ttl();
+    let ttl = config().auth.access_token_ttl;
     rotate(dir.path(), Rotation::StageAndPromote, ttl).expect("rotate");
     let after = TestApp::with_config(pool, config_with(with_keys)).await;
 

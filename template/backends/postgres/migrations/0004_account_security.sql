@@ -16,7 +16,7 @@ CREATE TABLE login_throttles (
     user_id       UUID    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     source        TEXT    NOT NULL,
     attempts      INTEGER NOT NULL,
-    -- Unix seconds, so that windows compare and expire in plain SQL.
+    -- Unix milliseconds, so that windows compare and expire in plain SQL.
     window_start  BIGINT  NOT NULL,
     PRIMARY KEY (user_id, source)
 );

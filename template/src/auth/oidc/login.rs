@@ -74,13 +74,9 @@ pub enum LoginError {
     #[error("the account is disabled")]
     Disabled,
     #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
     Internal(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for LoginError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Internal(err.into())
-    }
 }
 
 /// Where to send the browser, and the cookie to set on the way.
@@ -259,7 +255,7 @@ async fn link_signed_in(db: &Pool, issuer: &str, subject: &str, user_id: Uuid) -
 /// again.
 async fn link(db: &Pool, issuer: &str, subject: &str, user_id: Uuid) -> Result<(), LoginError> {
     let mut tx = db.begin().await?;
-    sessions::end_all_in(&mut tx, user_id).await.map_err(|err| LoginError::Internal(err.into()))?;
+    sessions::end_all_in(&mut tx, user_id).await?;
     if !db::identities::link(&mut *tx, issuer, subject, user_id).await? {
         return Err(LoginError::IdentityTaken);
     }

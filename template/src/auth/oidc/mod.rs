@@ -11,7 +11,7 @@ pub mod login;
 pub mod outbound;
 pub mod provider;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
@@ -84,10 +84,7 @@ impl Oidc {
         let Some(issuer) = &settings.issuer else {
             return Ok(None);
         };
-        let timeouts = Timeouts {
-            connect: Duration::from_secs(settings.connect_timeout_secs),
-            total: Duration::from_secs(settings.request_timeout_secs),
-        };
+        let timeouts = Timeouts { connect: settings.connect_timeout, total: settings.request_timeout };
         let outbound = Outbound::new(config.env == Environment::Development, timeouts)?;
         let algorithms = settings
             .algorithms

@@ -1,21 +1,31 @@
-//! `/api/v1/admin/*`: account administration, for the `admin` role only.
+//! `/api/v1/admin/*`: account administration, thin handlers over `admin`.
+//! Who may call them is in `authz::ROUTES` (the admin role).
 
 use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::auth::UserResponse;
 use crate::{
     AppState,
-    auth::accounts::{self, AdminView},
-    authz::{Admin, RequireRole, Role},
+    admin::{self, AdminView},
+    authz::Role,
     domain::PageQuery,
     http::{
         ApiError, ErrorEnvelope,
         extract::{IdPath, JsonBody, ValidQuery},
     },
 };
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users))
+        .routes(routes!(set_roles))
+        .routes(routes!(disable_user))
+        .routes(routes!(unlock_user))
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct AdminUserResponse {
@@ -49,7 +59,6 @@ pub struct RolesRequest {
     get,
     path = "/api/v1/admin/users",
     tag = "admin",
-    security(("bearer" = [])),
     params(PageQuery),
     responses(
         (status = OK, description = "A page of accounts", body = UserPage),
@@ -57,19 +66,20 @@ pub struct RolesRequest {
 )]
 pub async fn list_users(
     State(state): State<AppState>,
-    _admin: RequireRole<Admin>,
     ValidQuery(query): ValidQuery<PageQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
-    let (users, next_after) = accounts::page_for_admin(&state.db, query.after, query.limit()).await?;
-    Ok(Json(UserPage { items: users.into_iter().map(Into::into).collect(), next_after }))
+    let page = admin::accounts(&state.db, &query).await?;
+    Ok(Json(UserPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_after: page.next_after,
+    }))
 }
 
-/// Set an account's roles.
+/// Set an account's roles; in effect at once, even on tokens already issued.
 #[utoipa::path(
     put,
     path = "/api/v1/admin/users/{id}/roles",
     tag = "admin",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The account's id")),
     request_body = RolesRequest,
     responses(
@@ -80,11 +90,10 @@ pub async fn list_users(
 )]
 pub async fn set_roles(
     State(state): State<AppState>,
-    _admin: RequireRole<Admin>,
     IdPath(id): IdPath,
     JsonBody(request): JsonBody<RolesRequest>,
 ) -> Result<Json<AdminUserResponse>, ApiError> {
-    Ok(Json(accounts::set_roles(&state.db, id, &request.roles).await?.into()))
+    Ok(Json(admin::set_roles(&state.db, id, &request.roles).await?.into()))
 }
 
 /// Disable an account; its sessions and tokens stop working at once.
@@ -92,7 +101,6 @@ pub async fn set_roles(
     post,
     path = "/api/v1/admin/users/{id}/disable",
     tag = "admin",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The account's id")),
     responses(
         (status = NO_CONTENT, description = "Disabled"),
@@ -100,12 +108,8 @@ pub async fn set_roles(
         (status = CONFLICT, description = "It is the last active admin", body = ErrorEnvelope),
     ),
 )]
-pub async fn disable_user(
-    State(state): State<AppState>,
-    _admin: RequireRole<Admin>,
-    IdPath(id): IdPath,
-) -> Result<StatusCode, ApiError> {
-    accounts::disable(&state.db, id).await?;
+pub async fn disable_user(State(state): State<AppState>, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
+    admin::disable(&state.db, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -117,18 +121,13 @@ pub async fn disable_user(
     post,
     path = "/api/v1/admin/users/{id}/unlock",
     tag = "admin",
-    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The account's id")),
     responses(
         (status = NO_CONTENT, description = "Every throttle of the account is lifted"),
         (status = NOT_FOUND, description = "No such account", body = ErrorEnvelope),
     ),
 )]
-pub async fn unlock_user(
-    State(state): State<AppState>,
-    _admin: RequireRole<Admin>,
-    IdPath(id): IdPath,
-) -> Result<StatusCode, ApiError> {
-    accounts::unlock(&state.db, id).await?;
+pub async fn unlock_user(State(state): State<AppState>, IdPath(id): IdPath) -> Result<StatusCode, ApiError> {
+    admin::unlock(&state.db, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,7 @@
 
 use axum::{
     Json,
-    extract::State,
+    extract::{DefaultBodyLimit, State},
     http::{HeaderValue, StatusCode, header},
     response::IntoResponse,
 };
@@ -11,6 +11,7 @@ use jsonwebtoken::jwk::Jwk;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -27,6 +28,21 @@ use crate::{
         extract::{ClientAddr, JsonBody},
     },
 };
+
+/// Largest body of the account routes: credentials and names are short.
+const BODY_LIMIT: usize = 8 * 1024;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(change_password))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .routes(routes!(jwks))
+}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -165,7 +181,6 @@ pub async fn logout(
     post,
     path = "/api/v1/auth/logout-all",
     tag = "auth",
-    security(("bearer" = [])),
     responses(
         (status = NO_CONTENT, description = "Every refresh token of the caller is revoked, and the access tokens issued so far are refused"),
     ),
@@ -187,7 +202,6 @@ pub struct ChangePasswordRequest {
     post,
     path = "/api/v1/auth/password",
     tag = "auth",
-    security(("bearer" = [])),
     request_body = ChangePasswordRequest,
     responses(
         (status = NO_CONTENT, description = "Changed; every refresh and access token is revoked"),

@@ -4,10 +4,16 @@ use axum::{Json, extract::State};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use utoipa_axum::{router::OpenApiRouter, routes};
+
 use crate::{
     AppState, db,
     http::{ApiError, ErrorEnvelope},
 };
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {

@@ -11,6 +11,11 @@ use crate::{
     authz::Role,
     http::ApiError,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me))
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct MeResponse {
@@ -32,7 +37,6 @@ pub struct MeResponse {
     get,
     path = "/api/v1/me",
     tag = "account",
-    security(("bearer" = [])),
     responses(
         (status = OK, description = "The caller", body = MeResponse),
     ),

@@ -18,35 +18,10 @@ use crate::{
     },
     http::{ApiError, ErrorEnvelope},
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-impl From<LoginError> for ApiError {
-    fn from(err: LoginError) -> Self {
-        match err {
-            // Without a provider the routes do not exist.
-            LoginError::NotConfigured => Self::NotFound,
-            LoginError::InvalidState => {
-                Self::BadRequest("The login expired or began elsewhere; start again.")
-            }
-            LoginError::Refused(reason) => {
-                tracing::warn!(reason, "OpenID Connect login refused");
-                Self::BadRequest("The identity provider did not complete the login; start again.")
-            }
-            LoginError::NoEmail => Self::BadRequest("The identity provider shared no email address."),
-            LoginError::UnverifiedEmail => {
-                Self::Conflict("An account with this email exists; log in with its password.")
-            }
-            LoginError::LinkWhileSignedIn => Self::Conflict(
-                "An account with this email exists. Log in with its password, then link this provider \
-                 from the account (POST /api/v1/auth/oidc/link).",
-            ),
-            LoginError::IdentityTaken => {
-                Self::Conflict("This provider identity is linked to another account.")
-            }
-            LoginError::TooManyPending => Self::Overloaded,
-            LoginError::Disabled => Self::InvalidCredentials,
-            LoginError::Internal(err) => Self::Internal(err),
-        }
-    }
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(start)).routes(routes!(callback)).routes(routes!(link))
 }
 
 /// Log in at the identity provider.
@@ -90,7 +65,6 @@ pub struct LinkStart {
     post,
     path = "/api/v1/auth/oidc/link",
     tag = "auth",
-    security(("bearer" = [])),
     responses(
         (status = OK, description = "Navigate the browser to `location`", body = LinkStart),
         (status = NOT_FOUND, description = "No provider is configured", body = ErrorEnvelope),
