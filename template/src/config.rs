@@ -21,7 +21,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::authz::Role;
+use crate::{authz::Role, domain::password};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -389,10 +389,11 @@ impl Config {
             "must be at most auth.refresh_lifetime_secs",
         )?;
         check_secs(auth.refresh_idle_timeout, 1..=365 * 24 * 3600, "auth.refresh_idle_timeout_secs")?;
+        let (shortest, longest) = (password::MIN_POLICY_CHARS, password::MAX_CHARS);
         check(
-            (8..=crate::domain::password::MAX_CHARS).contains(&auth.password_min_length),
+            (shortest..=longest).contains(&auth.password_min_length),
             "auth.password_min_length",
-            "must be between 8 and 128",
+            &format!("must be between {shortest} and {longest}"),
         )?;
         check(auth.max_concurrent_hashes != Some(0), "auth.max_concurrent_hashes", "must be at least 1")?;
         check(auth.max_queued_hashes != Some(0), "auth.max_queued_hashes", "must be at least 1")?;

@@ -31,7 +31,7 @@ pub struct AccessClaims {
     pub exp: u64,
     pub iat: u64,
     pub nbf: u64,
-    /// Unique per token, for audit trails.
+    /// Unique per token, so that a log line can name one.
     pub jti: String,
     /// The session (refresh-token family) the token was issued in; the
     /// token is refused once that session ends.

@@ -1,11 +1,11 @@
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{PartialSchema, ToSchema, openapi::RefOr, openapi::Schema};
 
-/// A name to show to other people: 1 to 64 characters once trimmed, with no
-/// control characters (which could forge lines in logs or terminals).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// A name to show to other people: 1 to `MAX_CHARS` characters once
+/// trimmed, with no control characters (which could forge lines in logs or
+/// terminals).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, min_length = 1, max_length = 64, example = "Ann Lee")]
 pub struct DisplayName(String);
 
 const MAX_CHARS: usize = 64;
@@ -18,10 +18,10 @@ impl DisplayName {
 }
 
 impl TryFrom<String> for DisplayName {
-    type Error = &'static str;
+    type Error = String;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        super::single_line(&value, MAX_CHARS, "must be at most 64 characters").map(Self)
+        super::single_line(&value, MAX_CHARS).map(Self)
     }
 }
 
@@ -31,6 +31,14 @@ impl From<DisplayName> for String {
     }
 }
 
+impl PartialSchema for DisplayName {
+    fn schema() -> RefOr<Schema> {
+        super::string_schema("A name to show to others, on one line.", 1, MAX_CHARS, None, Some("Ann Lee"))
+    }
+}
+
+impl ToSchema for DisplayName {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,15 +46,16 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_bounded() {
         assert_eq!(DisplayName::try_from(" Ann Lee ".to_owned()).expect("valid").as_str(), "Ann Lee");
-        assert!(DisplayName::try_from("é".repeat(64)).is_ok(), "64 characters, more bytes");
+        assert!(DisplayName::try_from("é".repeat(MAX_CHARS)).is_ok(), "64 characters, more bytes");
         for bad in [
             String::new(),
             "   ".to_owned(),
-            "x".repeat(65),
+            "x".repeat(MAX_CHARS + 1),
             "line\nbreak".to_owned(),
             "bell\u{7}".to_owned(),
         ] {
             assert!(DisplayName::try_from(bad.clone()).is_err(), "{bad:?}");
         }
+        assert_eq!(DisplayName::try_from("x".repeat(65)), Err("must be at most 64 characters".to_owned()));
     }
 }

@@ -2,7 +2,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
-use utoipa::ToSchema;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{RefOr, Schema, schema::KnownFormat},
+};
 
 /// An email address in its one canonical form, so that uniqueness means
 /// one mailbox: trimmed, the local part lower-cased in ASCII only (mail
@@ -13,9 +16,8 @@ use utoipa::ToSchema;
 /// another spelling is refused: `\u{212A}` (the Kelvin sign) folds to `k`,
 /// so whoever registered it could pass for the owner of the `k` address
 /// with any system that folds. Lower-case Unicode such as `é` is fine.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-#[schema(value_type = String, format = Email, example = "ann@example.com")]
 pub struct Email(String);
 
 /// RFC 5321 limits: 254 for the whole address, 64 for the local part.
@@ -30,23 +32,25 @@ impl Email {
 }
 
 impl TryFrom<String> for Email {
-    type Error = &'static str;
+    type Error = String;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
-        const NOT_AN_ADDRESS: &str = "must be an email address";
+        let not_an_address = || "must be an email address".to_owned();
         let value = value.trim();
         let Some((local, domain)) = value.rsplit_once('@') else {
-            return Err(NOT_AN_ADDRESS);
+            return Err(not_an_address());
         };
         let local = local.to_ascii_lowercase();
         let folded: String = local.nfkc().collect::<String>().to_lowercase();
         if folded != local {
-            return Err("must not contain characters that case folding or normalization would change");
+            return Err(
+                "must not contain characters that case folding or normalization would change".to_owned()
+            );
         }
-        let domain = idna::domain_to_ascii(domain).map_err(|_| NOT_AN_ADDRESS)?;
+        let domain = idna::domain_to_ascii(domain).map_err(|_| not_an_address())?;
         let email = format!("{local}@{domain}");
         if email.len() > MAX_LEN {
-            return Err("must be at most 254 characters");
+            return Err(super::too_long(MAX_LEN));
         }
         let plausible_domain = domain.len() >= 3
             && domain.contains('.')
@@ -58,7 +62,7 @@ impl TryFrom<String> for Email {
             && local.len() <= MAX_LOCAL_LEN
             && !local.contains('@')
             && local.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '"');
-        if plausible_domain && plausible_local { Ok(Self(email)) } else { Err(NOT_AN_ADDRESS) }
+        if plausible_domain && plausible_local { Ok(Self(email)) } else { Err(not_an_address()) }
     }
 }
 
@@ -67,6 +71,17 @@ impl From<Email> for String {
         email.0
     }
 }
+
+impl PartialSchema for Email {
+    fn schema() -> RefOr<Schema> {
+        let description = "An email address. It is stored in one canonical form: the part before \
+            the @ lower-cased in ASCII, the domain lower-cased and IDNA-encoded; an address that \
+            Unicode case folding or normalization would spell differently is refused.";
+        super::string_schema(description, 3, MAX_LEN, Some(KnownFormat::Email), Some("ann@example.com"))
+    }
+}
+
+impl ToSchema for Email {}
 
 impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

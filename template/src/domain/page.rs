@@ -1,16 +1,22 @@
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{
+    IntoParams, PartialSchema, ToSchema,
+    openapi::{
+        RefOr, Schema,
+        schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type},
+    },
+};
 use uuid::Uuid;
 
-/// How many items a page holds: 1 to 100, 20 when not asked. The upper
-/// bound keeps one request from reading a whole table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+/// How many items a page holds: 1 to `MAX`, `DEFAULT` when not asked. The
+/// upper bound keeps one request from reading a whole table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "u32")]
-#[schema(value_type = u32, minimum = 1, maximum = 100, default = 20)]
 pub struct PageLimit(u32);
 
 impl PageLimit {
     pub const MAX: u32 = 100;
+    pub const DEFAULT: u32 = 20;
 
     #[must_use]
     pub fn get(self) -> u32 {
@@ -20,17 +26,35 @@ impl PageLimit {
 
 impl Default for PageLimit {
     fn default() -> Self {
-        Self(20)
+        Self(Self::DEFAULT)
     }
 }
 
 impl TryFrom<u32> for PageLimit {
-    type Error = &'static str;
+    type Error = String;
 
     fn try_from(value: u32) -> Result<Self, Self::Error> {
-        if (1..=Self::MAX).contains(&value) { Ok(Self(value)) } else { Err("must be between 1 and 100") }
+        if (1..=Self::MAX).contains(&value) {
+            Ok(Self(value))
+        } else {
+            Err(format!("must be between 1 and {}", Self::MAX))
+        }
     }
 }
+
+impl PartialSchema for PageLimit {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(1))
+            .maximum(Some(Self::MAX))
+            .default(Some(Self::DEFAULT.into()))
+            .into()
+    }
+}
+
+impl ToSchema for PageLimit {}
 
 /// Keyset pagination: `after` is the last id of the previous page. Unlike
 /// offsets, it stays fast on big tables and never skips or repeats rows
@@ -40,7 +64,7 @@ impl TryFrom<u32> for PageLimit {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     #[serde(default)]
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    #[param(inline)]
     pub limit: Option<PageLimit>,
     /// The `next_after` of the previous page.
     #[serde(default)]

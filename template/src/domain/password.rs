@@ -1,20 +1,26 @@
 use std::fmt;
 
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{RefOr, Schema, schema::KnownFormat},
+};
 
 /// A password as submitted. It never prints (`Debug` is redacted, there is no
 /// `Display` or `Serialize`), and its length is bounded so that hashing cost
 /// is bounded too. Whether it is strong enough for a *new* password is the
 /// policy's call (`auth::password::PasswordPolicy`); logging in only needs
 /// these bounds.
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize)]
 #[serde(try_from = "String")]
-#[schema(value_type = String, format = Password, min_length = 1, max_length = 128)]
 pub struct Password(String);
 
 /// Longest password accepted anywhere (NIST SP 800-63B asks for at least 64).
 pub const MAX_CHARS: usize = 128;
+
+/// The shortest minimum length a deployment may set for new passwords
+/// (NIST SP 800-63B).
+pub const MIN_POLICY_CHARS: usize = 8;
 
 impl Password {
     #[must_use]
@@ -24,16 +30,26 @@ impl Password {
 }
 
 impl TryFrom<String> for Password {
-    type Error = &'static str;
+    type Error = String;
 
     fn try_from(value: String) -> Result<Self, Self::Error> {
         match value.chars().count() {
-            0 => Err("must not be empty"),
-            n if n > MAX_CHARS => Err("must be at most 128 characters"),
+            0 => Err("must not be empty".to_owned()),
+            n if n > MAX_CHARS => Err(super::too_long(MAX_CHARS)),
             _ => Ok(Self(value)),
         }
     }
 }
+
+impl PartialSchema for Password {
+    fn schema() -> RefOr<Schema> {
+        let description = "A password. A new one must also meet the password policy: long enough, \
+            not a commonly used password, not the email address.";
+        super::string_schema(description, 1, MAX_CHARS, Some(KnownFormat::Password), None)
+    }
+}
+
+impl ToSchema for Password {}
 
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -194,7 +194,7 @@ impl From<AuthError> for ApiError {
                 Self::Validation(vec![FieldError::new("current_password", "is not the current password")])
             }
             // Registration cannot hide that an email is taken without an email
-            // round trip; rate limiting keeps enumeration slow.
+            // round trip, which this service does not make.
             AuthError::EmailTaken => Self::Conflict("An account with this email already exists."),
             AuthError::WeakPassword { field, reason } => {
                 Self::Validation(vec![FieldError::new(field, reason)])

@@ -4,10 +4,7 @@ use app::db::Pool;
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::{
-    authz::grant_admin,
-    helpers::{PASSWORD, TestApp},
-};
+use crate::helpers::{PASSWORD, TestApp, grant_admin};
 
 async fn admin(app: &TestApp, pool: &Pool, email: &str) -> (String, String) {
     let id = app.register(email).await["id"].as_str().expect("id").to_owned();

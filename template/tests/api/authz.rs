@@ -1,13 +1,10 @@
 //! Authorization: every route's policy, proven for every kind of caller.
 
 use app::{authz::ROUTES, db::Pool};
-use axum::{
-    body::Body,
-    http::{Method, Request, StatusCode, header},
-};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, TestResponse, app_state, config, reissued};
+use crate::helpers::{PASSWORD, TestApp, app_state, config, grant_admin, reissued};
 
 /// Routes served besides the documented operations: the docs UI and the
 /// document itself.
@@ -208,15 +205,6 @@ async fn world(pool: Pool) -> World {
     world
 }
 
-pub async fn grant_admin(pool: &Pool, user_id: &str) {
-    let id = uuid::Uuid::parse_str(user_id).expect("uuid");
-    sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, 'admin')")
-        .bind(id)
-        .execute(pool)
-        .await
-        .expect("grant admin");
-}
-
 impl World {
     /// Fresh sessions for every caller (a row may end theirs: logout-all).
     async fn log_in(&mut self) {
@@ -262,31 +250,6 @@ async fn every_caller_gets_what_the_matrix_says(pool: Pool) {
                 String::from_utf8_lossy(&response.body)
             );
         }
-    }
-}
-
-impl TestApp {
-    /// Any method, with an optional bearer token and JSON body.
-    pub async fn call(
-        &self,
-        method: &str,
-        uri: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> TestResponse {
-        let mut request =
-            Request::builder().method(Method::from_bytes(method.as_bytes()).expect("method")).uri(uri);
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let body = match body {
-            Some(body) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Body::from(body.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.send(request.body(body).expect("request")).await
     }
 }
 

@@ -20,7 +20,7 @@ use axum::{
     Json, Router,
     body::{Body, Bytes},
     extract::ConnectInfo,
-    http::{HeaderMap, Request, StatusCode, header},
+    http::{HeaderMap, Method, Request, StatusCode, header},
     routing::{get, post},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -143,9 +143,42 @@ impl TestApp {
         self.login(email, PASSWORD).await
     }
 
+    /// Any method, with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> TestResponse {
+        let mut request =
+            Request::builder().method(Method::from_bytes(method.as_bytes()).expect("method")).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(body.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(request.body(body).expect("request")).await
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
         self.post("/api/v1/auth/refresh", None, &serde_json::json!({"refresh_token": refresh_token})).await
     }
+}
+
+/// Makes the account `user_id` an admin, as `create-admin` would.
+pub async fn grant_admin(pool: &Pool, user_id: &str) {
+    let id = uuid::Uuid::parse_str(user_id).expect("uuid");
+    sqlx::query("INSERT INTO user_roles (user_id, role) VALUES ($1, 'admin')")
+        .bind(id)
+        .execute(pool)
+        .await
+        .expect("grant admin");
 }
 
 /// The password test accounts register with: long enough, not common.

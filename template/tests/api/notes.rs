@@ -4,10 +4,7 @@ use app::db::Pool;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{
-    authz::grant_admin,
-    helpers::{PASSWORD, TestApp},
-};
+use crate::helpers::{PASSWORD, TestApp, grant_admin};
 
 async fn create(app: &TestApp, token: &str, title: &str) -> Value {
     let response = app.post("/api/v1/notes", Some(token), &json!({"title": title, "body": "text"})).await;

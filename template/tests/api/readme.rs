@@ -37,6 +37,27 @@ fn locate(root: &Path, proof: &str) -> (PathBuf, String) {
     (if file.exists() { file } else { base.join("mod.rs") }, name.to_owned())
 }
 
+/// The "Adding a resource" recipe follows the notes resource file by file:
+/// every file it names exists.
+#[test]
+fn every_file_the_recipe_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let recipe = README.split("## Adding a resource").nth(1).expect("the README has the recipe");
+    let recipe = recipe.split("\n## ").next().unwrap_or_default();
+    let files: Vec<&str> = recipe
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|code| {
+            Path::new(code).extension().is_some_and(|extension| extension == "rs" || extension == "sql")
+        })
+        .collect();
+    assert!(files.len() >= 8, "the recipe names too few files: {files:?}");
+    for file in files {
+        assert!(root.join(file).exists(), "the recipe names {file}, which does not exist");
+    }
+}
+
 #[test]
 fn every_test_the_control_table_names_exists_and_is_a_test() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
