@@ -103,10 +103,20 @@ pub struct RoutePolicy {
     /// As registered with the router: `/api/v1/notes/{id}`.
     pub path: &'static str,
     pub access: Access,
+    /// Whether an account that has not proven its address may call it (when
+    /// `auth.require_verified_email` asks for proof at all): the routes it
+    /// needs to see itself, prove or correct its address, and leave.
+    pub before_verification: bool,
 }
 
 const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
-    RoutePolicy { method, path, access }
+    RoutePolicy { method, path, access, before_verification: false }
+}
+
+impl RoutePolicy {
+    const fn before_verification(self) -> Self {
+        Self { before_verification: true, ..self }
+    }
 }
 
 use Access::{Authenticated, Public, Role as HasRole, Scope};
@@ -128,9 +138,15 @@ pub const ROUTES: &[RoutePolicy] = &[
     route("POST", "/api/v1/auth/logout", Public),
     route("GET", "/api/v1/auth/oidc/login", Public),
     route("GET", "/api/v1/auth/oidc/callback", Public),
+    // Links sent by mail: the token in the body is the credential.
+    route("POST", "/api/v1/auth/verify-email", Public),
+    route("POST", "/api/v1/auth/password-reset", Public),
+    route("POST", "/api/v1/auth/password-reset/confirm", Public),
     // The caller's own account and sessions.
-    route("GET", "/api/v1/me", Authenticated),
-    route("POST", "/api/v1/auth/logout-all", Authenticated),
+    route("GET", "/api/v1/me", Authenticated).before_verification(),
+    route("POST", "/api/v1/me/email", Authenticated).before_verification(),
+    route("POST", "/api/v1/auth/verify-email/resend", Authenticated).before_verification(),
+    route("POST", "/api/v1/auth/logout-all", Authenticated).before_verification(),
     route("POST", "/api/v1/auth/password", Authenticated),
     route("POST", "/api/v1/auth/oidc/link", Authenticated),
     // Notes: owners only, admins may read all (object rules below).
@@ -167,7 +183,13 @@ mod tests {
     use crate::auth::AuthMethod;
 
     fn principal(subject: Subject, roles: &[Role]) -> Principal {
-        Principal { subject, roles: roles.to_vec(), scopes: scopes_for(roles), method: AuthMethod::Password }
+        Principal {
+            subject,
+            roles: roles.to_vec(),
+            scopes: scopes_for(roles),
+            method: AuthMethod::Password,
+            email_verified: true,
+        }
     }
 
     #[test]

@@ -20,7 +20,9 @@ use crate::{
     config::{Config, Environment},
     db,
     domain::{Email, Password},
-    http, maintenance,
+    http,
+    mail::Mailer,
+    maintenance,
     server::{self, Server},
     telemetry,
 };
@@ -155,9 +157,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = db::connect(&config).await?;
     db::migrate(&pool).await?;
     let auth = Arc::new(Auth::new(&config).await?);
-    maintenance::spawn(pool.clone(), auth.clone());
+    maintenance::spawn(pool.clone());
     let config = Arc::new(config);
-    let app = http::router(AppState { config: config.clone(), db: pool, auth });
+    let mail = Arc::new(Mailer::start(&config, pool.clone())?);
+    let app = http::router(AppState { config: config.clone(), db: pool, auth, mail });
     let server = Server::bind(&config, app)?;
     let base = config.server.public_url.as_str().trim_end_matches('/');
     tracing::info!(

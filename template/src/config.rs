@@ -59,6 +59,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub oidc: OidcConfig,
+    pub mail: MailConfig,
     pub log: LogConfig,
     pub cors: CorsConfig,
 }
@@ -143,6 +144,9 @@ pub struct AuthConfig {
     /// The `aud` access tokens must carry; unset, the issuer (public URL).
     #[serde(default)]
     pub audience: Option<String>,
+    /// Whether an account must confirm its address before using the API
+    /// beyond its own account and session routes.
+    pub require_verified_email: bool,
     /// Lifetime of access tokens.
     #[serde(rename = "access_token_ttl_secs", with = "seconds")]
     pub access_token_ttl: Duration,
@@ -197,6 +201,60 @@ pub struct OidcConfig {
     pub connect_timeout: Duration,
     #[serde(rename = "request_timeout_secs", with = "seconds")]
     pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// How messages leave: `outbox` (development) or `smtp`.
+    pub transport: MailTransport,
+    /// Where the outbox transport writes one `.eml` file per message.
+    pub outbox_dir: PathBuf,
+    /// The sender, e.g. "Example <no-reply@example.com>".
+    pub from: String,
+    /// The front end that completes the flows; unset, server.public_url.
+    #[serde(default)]
+    pub link_base_url: Option<Url>,
+    /// Messages one address gets per hour at most, whatever the requests.
+    pub max_per_address_per_hour: u32,
+    /// Messages that may wait for the mail server; more are dropped.
+    pub queue_capacity: usize,
+    pub smtp: SmtpConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    Outbox,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (port 587), `implicit` (port 465), or `none`: only to a
+    /// relay on loopback in development.
+    pub tls: SmtpTls,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// A CA certificate (PEM) to trust for the relay besides the system's.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// How long one delivery attempt may take.
+    #[serde(rename = "timeout_secs", with = "seconds")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Implicit,
+    None,
 }
 
 /// A secret setting (a client secret, …): usable through `expose`, never
@@ -329,6 +387,13 @@ impl Config {
         {
             problems.push(PostureProblem { key: "database.url", problem });
         }
+        if self.mail.transport != MailTransport::Smtp || self.mail.smtp.tls == SmtpTls::None {
+            problems.push(PostureProblem {
+                key: "mail.transport",
+                problem: "must be smtp over TLS (mail.smtp.tls = starttls or implicit): the outbox and \
+                    plain SMTP are for development",
+            });
+        }
         problems
     }
 
@@ -405,6 +470,7 @@ impl Config {
         )?;
         check_secs(auth.throttle_window, 1..=86_400, "auth.throttle_window_secs")?;
         self.validate_oidc()?;
+        self.validate_mail()?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::Invalid { key: "log.filter", problem: err.to_string() });
         }
@@ -454,6 +520,33 @@ impl Config {
             oidc.client_id.is_none() || oidc.scopes.iter().any(|scope| scope == "openid"),
             "oidc.scopes",
             "must include openid for login",
+        )
+    }
+
+    fn validate_mail(&self) -> Result<(), ConfigError> {
+        let mail = &self.mail;
+        check(
+            mail.from.parse::<lettre::message::Mailbox>().is_ok(),
+            "mail.from",
+            "must be an address, optionally with a name: \"Example <no-reply@example.com>\"",
+        )?;
+        check(mail.max_per_address_per_hour >= 1, "mail.max_per_address_per_hour", "must be at least 1")?;
+        check(mail.queue_capacity >= 1, "mail.queue_capacity", "must be at least 1")?;
+        check_secs(mail.smtp.timeout, 1..=120, "mail.smtp.timeout_secs")?;
+        if let Some(base) = &mail.link_base_url {
+            check(
+                matches!(base.scheme(), "https" | "http")
+                    && base.query().is_none()
+                    && base.fragment().is_none(),
+                "mail.link_base_url",
+                "must be an http(s) URL without query or fragment",
+            )?;
+        }
+        let loopback = matches!(mail.smtp.host.as_str(), "127.0.0.1" | "localhost" | "::1");
+        check(
+            mail.smtp.tls != SmtpTls::None || (loopback && self.env == Environment::Development),
+            "mail.smtp.tls",
+            "may be none only for a relay on loopback in development; credentials and links would cross the network in the clear",
         )
     }
 
@@ -650,6 +743,31 @@ mod tests {
         assert_eq!(chosen.unchosen_development_exposure(), None);
         let loopback = Config::from_figment(&Config::defaults()).expect("loads");
         assert_eq!(loopback.unchosen_development_exposure(), None);
+    }
+
+    /// Mail carries links that sign in: production sends it over TLS only,
+    /// and plain SMTP is for a loopback relay in development.
+    #[test]
+    fn mail_leaves_over_tls_in_production() {
+        let problems =
+            |config: &Config| config.production_problems().iter().map(|p| p.key).collect::<Vec<_>>();
+        let outbox = with("env", "production").expect("loads");
+        assert!(problems(&outbox).contains(&"mail.transport"));
+        let smtp = Config::from_figment(
+            &Config::defaults().merge(("env", "production")).merge(("mail.transport", "smtp")),
+        )
+        .expect("loads");
+        assert!(!problems(&smtp).contains(&"mail.transport"), "smtp with STARTTLS by default");
+        let plain_elsewhere = Config::from_figment(
+            &Config::defaults()
+                .merge(("mail.smtp.tls", "none"))
+                .merge(("mail.smtp.host", "mail.example.com")),
+        );
+        assert!(
+            plain_elsewhere.expect_err("plain SMTP across a network").to_string().contains("mail.smtp.tls")
+        );
+        with("mail.smtp.tls", "none").expect("plain SMTP to a loopback relay in development");
+        assert!(with("mail.from", "not an address").is_err());
     }
 
     #[test]

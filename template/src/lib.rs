@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod mail;
 pub mod maintenance;
 pub mod notes;
 pub mod server;
@@ -25,4 +26,5 @@ pub struct AppState {
     pub config: Arc<config::Config>,
     pub db: db::Pool,
     pub auth: Arc<auth::Auth>,
+    pub mail: Arc<mail::Mailer>,
 }

@@ -10,6 +10,7 @@ use super::{
     Auth, AuthMethod,
     password::{Overloaded, Verification},
     sessions::{self, TokenPair},
+    verification,
 };
 use crate::{
     authz::Role,
@@ -18,6 +19,7 @@ use crate::{
         users::{NewUser, UserRow},
     },
     domain::{DisplayName, Email, Password},
+    mail::{Mailer, Message},
 };
 
 /// Why an account operation failed, in this service's terms (the HTTP
@@ -28,8 +30,9 @@ pub enum AuthError {
     InvalidCredentials,
     #[error("the current password is wrong")]
     WrongCurrentPassword,
-    #[error("email already registered")]
-    EmailTaken,
+    /// A mailed link that is unknown, used, replaced or expired.
+    #[error("the link is invalid or expired")]
+    InvalidLink,
     #[error("{field} rejected: {reason}")]
     WeakPassword { field: &'static str, reason: String },
     #[error("invalid refresh token")]
@@ -54,29 +57,38 @@ pub struct Registration {
 pub struct Account {
     pub id: Uuid,
     pub email: String,
+    pub email_verified: bool,
     pub display_name: Option<String>,
     pub roles: Vec<Role>,
     pub created_at: OffsetDateTime,
 }
 
-pub async fn register(db: &Pool, auth: &Auth, registration: Registration) -> Result<Account, AuthError> {
+/// Registers an account, answering the same whether the address is new or
+/// taken, in the same time (one password hash either way), so that the
+/// answer tells nobody which addresses have accounts. A new address gets a
+/// link to prove it; a taken one gets a notice instead, and its account
+/// does not change.
+pub async fn register(
+    db: &Pool,
+    auth: &Auth,
+    mailer: &Mailer,
+    registration: Registration,
+) -> Result<(), AuthError> {
     auth.policy
         .check(&registration.password, &registration.email)
         .map_err(|reason| AuthError::WeakPassword { field: "password", reason })?;
     let hash = auth.hasher.admit()?.hash(&registration.password).await?;
-    let roles = [Role::User];
-    let user = db::users::insert(
-        db,
-        NewUser {
-            email: &registration.email,
-            display_name: registration.display_name.as_ref(),
-            password_hash: Some(&hash),
-            roles: &roles,
-        },
-    )
-    .await?
-    .ok_or(AuthError::EmailTaken)?;
-    Ok(account(user, roles.to_vec()))
+    let new_user = NewUser {
+        email: &registration.email,
+        display_name: registration.display_name.as_ref(),
+        password_hash: Some(&hash),
+        roles: &[Role::User],
+        email_verified: false,
+    };
+    match db::users::insert(db, new_user).await? {
+        Some(user) => verification::send_link(db, mailer, user.id, &registration.email).await,
+        None => Ok(mailer.send(&registration.email, Message::RegistrationNotice).await?),
+    }
 }
 
 /// Checks the credentials and starts a session.
@@ -162,6 +174,7 @@ pub(crate) fn account(user: UserRow, roles: Vec<Role>) -> Account {
     Account {
         id: user.id,
         email: user.email,
+        email_verified: user.email_verified_at.is_some(),
         display_name: user.display_name,
         roles,
         created_at: user.created_at,

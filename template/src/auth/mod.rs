@@ -5,6 +5,8 @@
 //! - `sessions`: refresh-token families with rotation and reuse detection;
 //! - `accounts`: registration, login, password changes;
 //! - `throttle`: how often an account's password may be checked, per client;
+//! - `verification` and `recovery`: proving addresses, and "forgot password",
+//!   by links sent by mail;
 //! - `oidc`: login at an OpenID Connect provider, and its access tokens;
 //! - `principal`: who a token stands for, as the account behind it stands now.
 
@@ -13,9 +15,11 @@ pub mod keys;
 pub mod oidc;
 pub mod password;
 mod principal;
+pub mod recovery;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
+pub mod verification;
 
 use std::{
     thread,
@@ -80,6 +84,13 @@ impl Auth {
 #[must_use]
 pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Unix milliseconds, for windows that must be exact however short.
+#[must_use]
+pub fn unix_millis() -> i64 {
+    let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// 256 random bits from the operating system, base64url: refresh tokens,

@@ -83,6 +83,9 @@ pub struct Principal {
     pub roles: Vec<Role>,
     pub scopes: Vec<String>,
     pub method: AuthMethod,
+    /// Whether the account proved its address (callers without an account
+    /// here have none to prove).
+    pub email_verified: bool,
 }
 
 /// An operation that needs an account, asked by a caller without one (a
@@ -133,6 +136,7 @@ pub async fn authenticate(auth: &Auth, db: &Pool, token: &str) -> Result<Princip
                     subject: Subject::External(caller.subject),
                     roles: caller.roles,
                     scopes: caller.scopes,
+                    email_verified: true,
                     method: if caller.client_credentials {
                         AuthMethod::ClientCredentials
                     } else {
@@ -193,5 +197,11 @@ async fn for_account(
     roles.dedup();
     let allowed = authz::scopes_for(&roles);
     let scopes = granted.scopes.into_iter().filter(|scope| allowed.contains(scope)).collect();
-    Ok(Principal { subject: Subject::User(user_id), roles, scopes, method })
+    Ok(Principal {
+        subject: Subject::User(user_id),
+        roles,
+        scopes,
+        method,
+        email_verified: account.email_verified,
+    })
 }

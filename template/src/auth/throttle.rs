@@ -20,10 +20,8 @@ use std::{net::IpAddr, time::Duration};
 
 use uuid::Uuid;
 
-use crate::db::{self, Pool};
-
-/// The throttle's source name for the ceiling over all addresses.
-const EVERY_ADDRESS: &str = "*";
+use super::unix_millis;
+use crate::db::{Pool, window_counters};
 
 #[derive(Clone, Copy, Debug)]
 pub struct ThrottlePolicy {
@@ -37,42 +35,36 @@ impl ThrottlePolicy {
     /// when a budget of the window is spent and the password must not be
     /// checked.
     pub async fn reserve(&self, db: &Pool, user_id: Uuid, client: IpAddr) -> Result<bool, sqlx::Error> {
-        let (now, window) = (now_millis(), self.window_millis());
-        let source = source(client);
+        let (now, window) = (unix_millis(), self.window_millis());
         // The address first: a throttled address never counts against the
         // account's ceiling, so one address alone cannot reach it.
-        Ok(db::login_throttles::reserve(db, user_id, &source, self.per_address, now, window).await?
-            && db::login_throttles::reserve(db, user_id, EVERY_ADDRESS, self.per_account, now, window)
-                .await?)
+        Ok(window_counters::reserve(db, &address_key(user_id, client), self.per_address, now, window).await?
+            && window_counters::reserve(db, &account_key(user_id), self.per_account, now, window).await?)
     }
 
     /// After a correct password: the address's count starts over, and the
     /// check is given back to the account's ceiling.
     pub async fn succeeded(&self, db: &Pool, user_id: Uuid, client: IpAddr) -> Result<(), sqlx::Error> {
-        db::login_throttles::clear(db, user_id, &source(client)).await?;
-        db::login_throttles::release(db, user_id, EVERY_ADDRESS).await
+        window_counters::clear(db, &address_key(user_id, client)).await?;
+        window_counters::release(db, &account_key(user_id)).await
     }
 
     fn window_millis(&self) -> i64 {
         i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
     }
-
-    /// Counts whose window ended before now; `maintenance` deletes them.
-    #[must_use]
-    pub fn expired_before(&self) -> i64 {
-        now_millis() - self.window_millis()
-    }
 }
 
 /// Lifts every throttle of an account.
 pub async fn unlock(db: &Pool, user_id: Uuid) -> Result<(), sqlx::Error> {
-    db::login_throttles::clear_account(db, user_id).await
+    window_counters::clear_prefix(db, &format!("login:{user_id}:")).await
 }
 
-/// Unix milliseconds: windows of a few seconds (in tests) stay exact.
-fn now_millis() -> i64 {
-    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX)
+fn address_key(user_id: Uuid, client: IpAddr) -> String {
+    format!("login:{user_id}:{}", source(client))
+}
+
+fn account_key(user_id: Uuid) -> String {
+    format!("login:{user_id}:*")
 }
 
 /// The unit an attacker pays for: one IPv4 address, or one IPv6 /64 (what

@@ -3,12 +3,13 @@
 //! lives in `backend`, so the rest of the code names neither.
 
 mod backend;
+pub mod email_tokens;
 pub mod identities;
-pub mod login_throttles;
 pub mod notes;
 pub mod oidc_logins;
 pub mod refresh_tokens;
 pub mod users;
+pub mod window_counters;
 
 use anyhow::Context;
 pub use backend::{Backend, insecure_transport};

@@ -34,6 +34,7 @@ macro_rules! user_columns {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessState {
     pub disabled: bool,
+    pub email_verified: bool,
     /// Whether the session asked about still has a token that is not
     /// revoked (false when none was asked about).
     pub session_live: bool,
@@ -46,6 +47,9 @@ pub struct NewUser<'a> {
     pub display_name: Option<&'a DisplayName>,
     pub password_hash: Option<&'a str>,
     pub roles: &'a [Role],
+    /// Whether someone trusted already proved the address (an identity
+    /// provider that says so).
+    pub email_verified: bool,
 }
 
 /// Inserts the user with their roles; `None` when the email is taken.
@@ -53,14 +57,15 @@ pub async fn insert(pool: &Pool, user: NewUser<'_>) -> Result<Option<UserRow>, s
     let now = OffsetDateTime::now_utc();
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query_as::<Backend, UserRow>(concat!(
-        "INSERT INTO users (id, email, display_name, password_hash, created_at, updated_at) ",
-        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+        "INSERT INTO users (id, email, display_name, password_hash, email_verified_at, created_at, updated_at) ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
         user_columns!()
     ))
     .bind(Uuid::new_v4())
     .bind(user.email.as_str())
     .bind(user.display_name.map(DisplayName::as_str))
     .bind(user.password_hash)
+    .bind(user.email_verified.then_some(now))
     .bind(now)
     .bind(now)
     .fetch_one(&mut *tx)
@@ -114,8 +119,8 @@ pub async fn access_state(
     id: Uuid,
     session: Option<Uuid>,
 ) -> Result<Option<AccessState>, sqlx::Error> {
-    let rows: Vec<(bool, bool, Option<String>)> = sqlx::query_as(
-        "SELECT users.disabled_at IS NOT NULL, \
+    let rows: Vec<(bool, bool, bool, Option<String>)> = sqlx::query_as(
+        "SELECT users.disabled_at IS NOT NULL, users.email_verified_at IS NOT NULL, \
            EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = $2 AND revoked_at IS NULL), \
            user_roles.role \
          FROM users LEFT JOIN user_roles ON user_roles.user_id = users.id WHERE users.id = $1",
@@ -124,12 +129,13 @@ pub async fn access_state(
     .bind(session)
     .fetch_all(pool)
     .await?;
-    let Some((disabled, session_live, _)) = rows.first().cloned() else {
+    let Some((disabled, email_verified, session_live, _)) = rows.first().cloned() else {
         return Ok(None);
     };
-    let mut roles: Vec<Role> = rows.iter().filter_map(|(_, _, role)| Role::parse(role.as_deref()?)).collect();
+    let mut roles: Vec<Role> =
+        rows.iter().filter_map(|(_, _, _, role)| Role::parse(role.as_deref()?)).collect();
     roles.sort();
-    Ok(Some(AccessState { disabled, session_live, roles }))
+    Ok(Some(AccessState { disabled, email_verified, session_live, roles }))
 }
 
 /// Locks the account's row for the rest of `tx`; `Some(disabled)`, or
@@ -153,6 +159,41 @@ pub async fn set_password_hash<'e>(
     sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
         .bind(id)
         .bind(hash)
+        .bind(OffsetDateTime::now_utc())
+        .execute(executor)
+        .await
+        .map(drop)
+}
+
+/// Makes `email` the account's address, proven now; `false` when another
+/// account has it.
+pub async fn confirm_email<'e>(
+    executor: impl sqlx::Executor<'e, Database = Backend>,
+    id: Uuid,
+    email: &str,
+) -> Result<bool, sqlx::Error> {
+    let now = OffsetDateTime::now_utc();
+    let updated =
+        sqlx::query("UPDATE users SET email = $2, email_verified_at = $3, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(email)
+            .bind(now)
+            .execute(executor)
+            .await;
+    match updated {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(err)) if err.is_unique_violation() => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Marks the account's current address as proven (a reset link reached it).
+pub async fn mark_email_verified<'e>(
+    executor: impl sqlx::Executor<'e, Database = Backend>,
+    id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET email_verified_at = COALESCE(email_verified_at, $2) WHERE id = $1")
+        .bind(id)
         .bind(OffsetDateTime::now_utc())
         .execute(executor)
         .await

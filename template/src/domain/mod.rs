@@ -9,12 +9,14 @@
 
 mod display_name;
 mod email;
+mod link_token;
 mod note;
 mod page;
 pub mod password;
 
 pub use display_name::DisplayName;
 pub use email::Email;
+pub use link_token::LinkToken;
 pub use note::{NoteBody, NoteTitle};
 pub use page::{Page, PageLimit, PageQuery};
 pub use password::Password;

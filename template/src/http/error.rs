@@ -24,7 +24,9 @@ use utoipa::ToSchema;
 use super::request_id::RequestId;
 use crate::{
     admin::AdminError,
-    auth::{AuthError, AuthenticationError, NoAccount, oidc::login::LoginError},
+    auth::{
+        AuthError, AuthenticationError, NoAccount, oidc::login::LoginError, verification::VerificationError,
+    },
     notes::NotesError,
 };
 
@@ -57,6 +59,10 @@ pub enum ApiError {
     /// Forbidden (403): authenticated, but without the right for this.
     #[error("forbidden")]
     Forbidden,
+    /// Forbidden (403) with its own code: the account must prove its
+    /// address first, which it can do without help (resend the link).
+    #[error("email not verified")]
+    EmailNotVerified,
     /// Not found (404). Also the answer for objects that exist but that the
     /// caller may not see, so that a probe cannot tell the two apart.
     #[error("not found")]
@@ -126,7 +132,7 @@ impl ApiError {
             | Self::InvalidToken
             | Self::InvalidCredentials
             | Self::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
-            Self::Forbidden | Self::HttpsRequired => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::HttpsRequired | Self::EmailNotVerified => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -162,6 +168,10 @@ impl ApiError {
                 "Use HTTPS: this plain-HTTP listener only redirects GET and HEAD requests.",
             ),
             Self::Overloaded => ("SERVICE_UNAVAILABLE", "The service is busy; retry shortly."),
+            Self::EmailNotVerified => (
+                "EMAIL_NOT_VERIFIED",
+                "Confirm your email address first; POST /api/v1/auth/verify-email/resend sends the link again.",
+            ),
             Self::Validation(details) => {
                 report.details = Some(details);
                 ("VALIDATION_FAILED", "The request breaks the rules listed in `details`.")
@@ -193,9 +203,7 @@ impl From<AuthError> for ApiError {
             AuthError::WrongCurrentPassword => {
                 Self::Validation(vec![FieldError::new("current_password", "is not the current password")])
             }
-            // Registration cannot hide that an email is taken without an email
-            // round trip, which this service does not make.
-            AuthError::EmailTaken => Self::Conflict("An account with this email already exists."),
+            AuthError::InvalidLink => invalid_link(),
             AuthError::WeakPassword { field, reason } => {
                 Self::Validation(vec![FieldError::new(field, reason)])
             }
@@ -207,6 +215,25 @@ impl From<AuthError> for ApiError {
             AuthError::Internal(err) => Self::Internal(err),
         }
     }
+}
+
+impl From<VerificationError> for ApiError {
+    fn from(err: VerificationError) -> Self {
+        match err {
+            VerificationError::InvalidLink => invalid_link(),
+            // Only the account holder sees this, after proving the new
+            // address: the address was free when they asked.
+            VerificationError::AddressTaken => Self::Conflict("Another account has this address now."),
+            VerificationError::Database(err) => err.into(),
+            VerificationError::Internal(err) => Self::Internal(err),
+        }
+    }
+}
+
+/// A mailed link's token that is unknown, used, replaced or expired: which
+/// one is not told.
+fn invalid_link() -> ApiError {
+    ApiError::Validation(vec![FieldError::new("token", "is invalid, used or expired; ask for a new link")])
 }
 
 impl From<AuthenticationError> for ApiError {

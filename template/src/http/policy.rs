@@ -17,9 +17,9 @@ use crate::{
 
 /// A method the table does not list for a path answers 405 (the table is
 /// the list of what is allowed); a path without any row is refused,
-/// whoever calls; otherwise the caller must authenticate (401) and be
-/// allowed (403). The verified principal stays with the request, for the
-/// handler to take.
+/// whoever calls; otherwise the caller must authenticate (401), be allowed
+/// (403), and, for most routes, have proven its address. The verified
+/// principal stays with the request, for the handler to take.
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
     let Some(policy) = authz::policy(request.method().as_str(), path) else {
@@ -43,6 +43,10 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     };
     if !policy.access.allows(&principal) {
         return ApiError::Forbidden.into_response();
+    }
+    let unproven = state.config.auth.require_verified_email && !principal.email_verified;
+    if unproven && !policy.before_verification {
+        return ApiError::EmailNotVerified.into_response();
     }
     next.run(Request::from_parts(parts, body)).await
 }

@@ -75,6 +75,9 @@ fn the_public_routes_are_a_short_explicit_list() {
             "POST /api/v1/auth/logout",
             "GET /api/v1/auth/oidc/login",
             "GET /api/v1/auth/oidc/callback",
+            "POST /api/v1/auth/verify-email",
+            "POST /api/v1/auth/password-reset",
+            "POST /api/v1/auth/password-reset/confirm",
         ],
         "a new public route must be added here on purpose"
     );
@@ -134,7 +137,7 @@ fn matrix() -> Vec<Row> {
             "POST",
             "/api/v1/auth/register",
             Some(json!({"email": "new@example.com", "password": PASSWORD})),
-            [201, 409, 409, 409],
+            [202, 202, 202, 202],
         ),
         row(
             "POST",
@@ -154,6 +157,26 @@ fn matrix() -> Vec<Row> {
             Some(
                 json!({"current_password": "not the password at all", "new_password": "another long passphrase"}),
             ),
+            [401, 422, 422, 422],
+        ),
+        row("POST", "/api/v1/auth/verify-email", Some(json!({"token": "unknown"})), [422, 422, 422, 422]),
+        row("POST", "/api/v1/auth/verify-email/resend", None, [401, 202, 202, 202]),
+        row(
+            "POST",
+            "/api/v1/auth/password-reset",
+            Some(json!({"email": "owner@example.com"})),
+            [202, 202, 202, 202],
+        ),
+        row(
+            "POST",
+            "/api/v1/auth/password-reset/confirm",
+            Some(json!({"token": "unknown", "new_password": "another long passphrase"})),
+            [422, 422, 422, 422],
+        ),
+        row(
+            "POST",
+            "/api/v1/me/email",
+            Some(json!({"current_password": "not the password at all", "new_email": "moved@example.com"})),
             [401, 422, 422, 422],
         ),
         row("GET", "/api/v1/notes", None, [401, 200, 200, 200]),

@@ -14,6 +14,7 @@ use app::{
     config::{Config, Environment},
     db::Pool,
     http::{self, ApiError},
+    mail::Mailer,
     server::Server,
 };
 use axum::{
@@ -33,8 +34,10 @@ use tracing_subscriber::fmt::MakeWriter;
 /// The built-in defaults with the HTTPS listener on a free port, plus the
 /// test's own overrides.
 pub fn config_with(overrides: impl FnOnce(Figment) -> Figment) -> Config {
-    let figment =
-        Config::defaults().merge(("server.https_addr", "127.0.0.1:0")).merge(("auth.keys_dir", keys_dir()));
+    let figment = Config::defaults()
+        .merge(("server.https_addr", "127.0.0.1:0"))
+        .merge(("auth.keys_dir", keys_dir()))
+        .merge(("mail.outbox_dir", Path::new(env!("CARGO_TARGET_TMPDIR")).join("outbox")));
     Config::from_figment(&overrides(figment)).expect("test configuration is valid")
 }
 
@@ -56,6 +59,8 @@ pub fn config() -> Config {
 /// The real router, called in process.
 pub struct TestApp {
     router: Router,
+    /// The application's database, when it has one (not for probes).
+    pool: Option<Pool>,
 }
 
 impl TestApp {
@@ -64,13 +69,13 @@ impl TestApp {
     }
 
     pub async fn with_config(pool: Pool, config: Config) -> Self {
-        Self { router: full_router(pool, config).await }
+        Self { router: full_router(pool.clone(), config).await, pool: Some(pool) }
     }
 
     /// Test-only routes (slow, panicking, …) wrapped in the production
     /// middleware stack.
     pub fn probe(routes: Router, config: &Config) -> Self {
-        Self { router: http::with_middleware(routes, config) }
+        Self { router: http::with_middleware(routes, config), pool: None }
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {
@@ -118,11 +123,32 @@ impl TestApp {
     }
 
     /// Registers `email` with [`PASSWORD`] and returns the new account.
+    /// Registers `email` with [`PASSWORD`], its address taken as proven (the
+    /// mail flows are tested in `email.rs`), and returns `{"id": …}`.
     pub async fn register(&self, email: &str) -> serde_json::Value {
+        let id = self.register_unverified(email).await;
+        let pool = self.pool.as_ref().expect("an app with a database");
+        sqlx::query("UPDATE users SET email_verified_at = created_at WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .expect("verify");
+        serde_json::json!({"id": id.to_string()})
+    }
+
+    /// Registers `email` with [`PASSWORD`], its address not yet proven, and
+    /// returns the new account's id.
+    pub async fn register_unverified(&self, email: &str) -> uuid::Uuid {
         let body = serde_json::json!({"email": email, "password": PASSWORD});
         let response = self.post("/api/v1/auth/register", None, &body).await;
-        assert_eq!(response.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&response.body));
-        response.json()
+        assert_eq!(response.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&response.body));
+        let pool = self.pool.as_ref().expect("an app with a database");
+        let canonical = app::domain::Email::try_from(email.to_owned()).expect("an address");
+        sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+            .bind(canonical.as_str())
+            .fetch_one(pool)
+            .await
+            .expect("registered")
     }
 
     /// Logs in and returns the token pair.
@@ -313,7 +339,8 @@ pub async fn full_router(pool: Pool, config: Config) -> Router {
 /// The state `serve` builds, for tests that wire their own routes to it.
 pub async fn app_state(pool: Pool, config: Config) -> AppState {
     let auth = Auth::new(&config).await.expect("auth");
-    AppState { config: Arc::new(config), db: pool, auth: Arc::new(auth) }
+    let mail = Mailer::start(&config, pool.clone()).expect("mailer");
+    AppState { config: Arc::new(config), db: pool, auth: Arc::new(auth), mail: Arc::new(mail) }
 }
 
 /// Routes that fail in each way a real handler can, for tests that wrap

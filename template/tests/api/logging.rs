@@ -102,7 +102,7 @@ async fn no_credential_reaches_the_logs_even_at_trace_level(pool: Pool) {
     let account = json!({"email": "ann@example.com", "password": password});
     let registered =
         app.client.post(app.url("/api/v1/auth/register")).json(&account).send().await.expect("register");
-    assert_eq!(registered.status(), StatusCode::CREATED);
+    assert_eq!(registered.status(), StatusCode::ACCEPTED);
     let pair: serde_json::Value = app
         .client
         .post(app.url("/api/v1/auth/login"))

@@ -1,11 +1,11 @@
 //! The background sweep: rows that can never matter again are deleted, and
 //! nothing that still matters is.
 
-use app::{auth::Auth, db::Pool, maintenance};
+use app::{db::Pool, maintenance};
 use axum::http::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, config};
+use crate::helpers::{PASSWORD, TestApp};
 
 async fn count(pool: &Pool, query: &'static str) -> i64 {
     sqlx::query_scalar(query).fetch_one(pool).await.expect("count")
@@ -31,7 +31,7 @@ async fn the_sweep_deletes_dead_rows_and_keeps_live_ones(pool: Pool) {
 
     let wrong = json!({"email": "ann@example.com", "password": "not the password at all"});
     app.post_from(std::net::IpAddr::from([127, 0, 0, 9]), "/api/v1/auth/login", None, &wrong).await;
-    sqlx::query("UPDATE login_throttles SET window_start = 0").execute(&pool).await.expect("end the windows");
+    sqlx::query("UPDATE window_counters SET window_ends = 0").execute(&pool).await.expect("end the windows");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     for (state, expires_at) in [(b"abandoned".as_slice(), now - 60), (b"pending".as_slice(), now + 600)] {
         sqlx::query(
@@ -44,13 +44,12 @@ async fn the_sweep_deletes_dead_rows_and_keeps_live_ones(pool: Pool) {
         .expect("login");
     }
 
-    let auth = Auth::new(&config()).await.expect("auth");
-    let swept = maintenance::sweep(&pool, &auth).await.expect("sweep");
+    let swept = maintenance::sweep(&pool).await.expect("sweep");
     assert_eq!((swept.refresh_tokens, swept.oidc_logins), (2, 1), "{swept:?}");
-    assert!(swept.login_throttles >= 1, "{swept:?}");
+    assert!(swept.window_counters >= 1, "{swept:?}");
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM refresh_tokens").await, 2);
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM oidc_logins").await, 1);
-    assert_eq!(count(&pool, "SELECT COUNT(*) FROM login_throttles").await, 0);
+    assert_eq!(count(&pool, "SELECT COUNT(*) FROM window_counters").await, 0);
 
     // What is left still works: the replay of the used token is still
     // caught, which ends the live session too.

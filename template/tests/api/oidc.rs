@@ -291,7 +291,7 @@ async fn the_login_state_works_once_and_only_in_the_browser_that_started_it(pool
 async fn a_password_account_is_never_linked_by_email_alone(pool: Pool) {
     let Some(provider) = provider() else { return };
     let app = app(pool.clone(), &provider).await;
-    app.register("carol@example.com").await;
+    app.register_unverified("carol@example.com").await;
     let (path, cookie) = sign_in_at_provider(&app, "carol").await;
     let refused = callback(&app, &path, Some(&cookie)).await;
     let error = refused.assert_error(StatusCode::CONFLICT, "CONFLICT");

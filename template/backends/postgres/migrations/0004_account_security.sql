@@ -5,23 +5,22 @@
 
 -- When this service proved that the account holder receives mail there.
 ALTER TABLE users ADD COLUMN email_verified_at TIMESTAMPTZ;
--- The per-account lock is replaced by login_throttles.
+-- The per-account lock is replaced by login throttling (window_counters).
 ALTER TABLE users DROP COLUMN failed_logins;
 ALTER TABLE users DROP COLUMN locked_until;
 
--- Password checks per account and client address within a window, and per
--- account over all addresses (source '*'). Each check is reserved here
--- before the hash is computed.
-CREATE TABLE login_throttles (
-    user_id       UUID    NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-    source        TEXT    NOT NULL,
-    attempts      INTEGER NOT NULL,
+-- Counts in fixed windows, each under a key: password checks per account
+-- and client address, and per account over all addresses (`login:…`); mail
+-- sent to an address (`mail:…`, the address hashed). Each count is reserved
+-- here before the work it limits is done.
+CREATE TABLE window_counters (
+    key          TEXT    PRIMARY KEY,
+    count        INTEGER NOT NULL,
     -- Unix milliseconds, so that windows compare and expire in plain SQL.
-    window_start  BIGINT  NOT NULL,
-    PRIMARY KEY (user_id, source)
+    window_ends  BIGINT  NOT NULL
 );
 
-CREATE INDEX login_throttles_by_window ON login_throttles (window_start);
+CREATE INDEX window_counters_by_end ON window_counters (window_ends);
 
 -- One row that every change of roles or of an account's state locks first,
 -- so that "would an active admin remain?" and the change are one step even

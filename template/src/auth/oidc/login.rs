@@ -228,6 +228,8 @@ async fn account_for(db: &Pool, issuer: &str, claims: IdClaims) -> Result<Uuid, 
             display_name: display_name.as_ref(),
             password_hash: None,
             roles: &[Role::User],
+            // The provider vouches for the address when it says so.
+            email_verified: claims.email_verified == Some(true),
         },
     )
     .await?

@@ -19,10 +19,12 @@ use crate::{
     auth::{
         Principal,
         accounts::{self, Account, Registration},
+        recovery,
         sessions::{self, TokenPair},
+        verification,
     },
     authz::Role,
-    domain::{DisplayName, Email, Password},
+    domain::{DisplayName, Email, LinkToken, Password},
     http::{
         ApiError, ErrorEnvelope,
         extract::{ClientAddr, JsonBody},
@@ -40,6 +42,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(logout_all))
         .routes(routes!(change_password))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(confirm_password_reset))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .routes(routes!(jwks))
 }
@@ -60,6 +66,8 @@ pub struct RegisterRequest {
 pub struct UserResponse {
     pub id: Uuid,
     pub email: String,
+    /// Whether the account proved it receives mail at `email`.
+    pub email_verified: bool,
     pub display_name: Option<String>,
     pub roles: Vec<Role>,
     #[serde(with = "time::serde::rfc3339")]
@@ -72,6 +80,7 @@ impl From<Account> for UserResponse {
         Self {
             id: account.id,
             email: account.email,
+            email_verified: account.email_verified,
             display_name: account.display_name,
             roles: account.roles,
             created_at: account.created_at,
@@ -79,26 +88,137 @@ impl From<Account> for UserResponse {
     }
 }
 
+/// The answer to a request whose outcome arrives by mail.
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    #[schema(example = "If the address can receive it, a message is on its way.")]
+    pub message: &'static str,
+}
+
+pub const MAIL_ON_ITS_WAY: Accepted =
+    Accepted { message: "If the address can receive it, a message is on its way." };
+
 /// Create a local account.
+///
+/// Answers the same, in the same time, whether the address is new or has
+/// an account already: a new address gets a link to confirm it, a taken
+/// one a notice, and the existing account does not change.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/register",
     tag = "auth",
     request_body = RegisterRequest,
     responses(
-        (status = CREATED, description = "The account was created", body = UserResponse),
-        (status = CONFLICT, description = "The email is already registered", body = ErrorEnvelope),
+        (status = ACCEPTED, description = "A message is on its way to the address", body = Accepted),
         (status = SERVICE_UNAVAILABLE, description = "Too many password checks at once; retry shortly", body = ErrorEnvelope),
     ),
 )]
 pub async fn register(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RegisterRequest>,
-) -> Result<(StatusCode, Json<UserResponse>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let registration =
         Registration { email: request.email, password: request.password, display_name: request.display_name };
-    let account = accounts::register(&state.db, &state.auth, registration).await?;
-    Ok((StatusCode::CREATED, Json(account.into())))
+    accounts::register(&state.db, &state.auth, &state.mail, registration).await?;
+    Ok((StatusCode::ACCEPTED, Json(MAIL_ON_ITS_WAY)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkRequest {
+    /// The token of the link, from its fragment (`#token=…`).
+    token: LinkToken,
+}
+
+/// Confirm an email address with the token of the link sent to it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/verify-email",
+    tag = "auth",
+    request_body = LinkRequest,
+    responses(
+        (status = NO_CONTENT, description = "The address is confirmed (and, for a change of address, now the account's)"),
+        (status = CONFLICT, description = "Another account has the address now", body = ErrorEnvelope),
+    ),
+)]
+pub async fn verify_email(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<LinkRequest>,
+) -> Result<StatusCode, ApiError> {
+    verification::confirm(&state.db, request.token.as_str()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Send the caller's confirmation link again (at most a few per hour).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/verify-email/resend",
+    tag = "auth",
+    responses(
+        (status = ACCEPTED, description = "Unless the address is confirmed already, a link is on its way", body = Accepted),
+    ),
+)]
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    verification::resend(&state.db, &state.mail, &principal).await?;
+    Ok((StatusCode::ACCEPTED, Json(MAIL_ON_ITS_WAY)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    email: Email,
+}
+
+/// Ask for a password reset link.
+///
+/// Answers the same whether the address has an account or not.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset",
+    tag = "auth",
+    request_body = PasswordResetRequest,
+    responses(
+        (status = ACCEPTED, description = "If the address has an account, a link is on its way", body = Accepted),
+    ),
+)]
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<PasswordResetRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    recovery::request(&state.db, &state.mail, &request.email).await?;
+    Ok((StatusCode::ACCEPTED, Json(MAIL_ON_ITS_WAY)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirmation {
+    token: LinkToken,
+    /// Under the same policy as at registration.
+    new_password: Password,
+}
+
+/// Choose a new password with the token of a reset link; every session of
+/// the account ends.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password-reset/confirm",
+    tag = "auth",
+    request_body = PasswordResetConfirmation,
+    responses(
+        (status = NO_CONTENT, description = "The password is changed; every session of the account ended"),
+        (status = SERVICE_UNAVAILABLE, description = "Too many password checks at once; retry shortly", body = ErrorEnvelope),
+    ),
+)]
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<PasswordResetConfirmation>,
+) -> Result<StatusCode, ApiError> {
+    recovery::confirm(&state.db, &state.auth, &state.mail, request.token.as_str(), &request.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, ToSchema)]
