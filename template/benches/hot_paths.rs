@@ -44,10 +44,14 @@ fn main() -> anyhow::Result<()> {
         let password = app::domain::Password::try_from("correct horse battery staple".to_owned())
             .map_err(anyhow::Error::msg)?;
         let mail = Arc::new(app::mail::Mailer::start(&config, pool.clone())?);
-        let registration =
-            app::auth::accounts::Registration { email: email.clone(), password: password.clone(), display_name: None };
+        let registration = app::auth::accounts::Registration {
+            email: email.clone(),
+            password: password.clone(),
+            display_name: None,
+        };
         app::auth::accounts::register(&pool, &auth, &mail, registration).await?;
-        let user = db::users::find_by_email(&pool, &email).await?.ok_or_else(|| anyhow::anyhow!("registered"))?;
+        let user =
+            db::users::find_by_email(&pool, &email).await?.ok_or_else(|| anyhow::anyhow!("registered"))?;
         db::users::mark_email_verified(&pool, user.id).await?;
         let client = std::net::IpAddr::from([127, 0, 0, 1]);
         let pair = app::auth::accounts::login(&pool, &auth, &email, &password, client).await?;
