@@ -2,19 +2,23 @@
 //!
 //! Two levels, from coarse to fine:
 //!
-//! 1. `ROUTES`, the policy of every route, in one table and nowhere else.
+//! 1. `ROUTES`, the policy of every route, in one table and nowhere else:
+//!    who may call it and which rate limit it counts against.
 //!    `http::policy` applies it to every request before any handler runs,
 //!    and refuses a route missing from the table (deny by default); the
-//!    OpenAPI document derives each operation's `security` from it; a test
-//!    fails when a served route has no row. Handlers restate nothing: they
-//!    take the `Principal` the policy already verified.
+//!    OpenAPI document derives each operation's `security` and 429 from
+//!    it; a test fails when a served route has no row. Handlers restate
+//!    nothing: they take the `Principal` the policy already verified.
 //! 2. Object rules (`can_read_note`) that services apply to each object.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{Principal, Subject};
+use crate::{
+    auth::{Principal, Subject},
+    rate_limit::Class,
+};
 
 /// A role granted to an account. Every account has `user`; `admin` is
 /// granted explicitly.
@@ -103,14 +107,16 @@ pub struct RoutePolicy {
     /// As registered with the router: `/api/v1/notes/{id}`.
     pub path: &'static str,
     pub access: Access,
+    /// The rate limit the route counts against (`rate_limit::Class`).
+    pub limit: Class,
     /// Whether an account that has not proven its address may call it (when
     /// `auth.require_verified_email` asks for proof at all): the routes it
     /// needs to see itself, prove or correct its address, and leave.
     pub before_verification: bool,
 }
 
-const fn route(method: &'static str, path: &'static str, access: Access) -> RoutePolicy {
-    RoutePolicy { method, path, access, before_verification: false }
+const fn route(method: &'static str, path: &'static str, access: Access, limit: Class) -> RoutePolicy {
+    RoutePolicy { method, path, access, limit, before_verification: false }
 }
 
 impl RoutePolicy {
@@ -121,45 +127,47 @@ impl RoutePolicy {
 
 use Access::{Authenticated, Public, Role as HasRole, Scope};
 
-/// The policy of every route. Read this table to know who may call what.
+/// The policy of every route. Read this table to know who may call what,
+/// and how often.
 pub const ROUTES: &[RoutePolicy] = &[
-    // Probes, documentation and the keys others verify our tokens with.
-    route("GET", "/healthz", Public),
-    route("GET", "/readyz", Public),
-    route("GET", "/.well-known/jwks.json", Public),
-    route("GET", "/openapi.json", Public),
-    route("GET", "/docs", Public),
-    route("GET", "/docs/", Public),
-    route("GET", "/docs/{*rest}", Public),
+    // Probes: never limited, so that orchestrators always reach them.
+    route("GET", "/healthz", Public, Class::Unlimited),
+    route("GET", "/readyz", Public, Class::Unlimited),
+    // Documentation and the keys others verify our tokens with.
+    route("GET", "/.well-known/jwks.json", Public, Class::Anonymous),
+    route("GET", "/openapi.json", Public, Class::Anonymous),
+    route("GET", "/docs", Public, Class::Anonymous),
+    route("GET", "/docs/", Public, Class::Anonymous),
+    route("GET", "/docs/{*rest}", Public, Class::Anonymous),
     // Getting a session: by definition before authentication.
-    route("POST", "/api/v1/auth/register", Public),
-    route("POST", "/api/v1/auth/login", Public),
-    route("POST", "/api/v1/auth/refresh", Public),
-    route("POST", "/api/v1/auth/logout", Public),
-    route("GET", "/api/v1/auth/oidc/login", Public),
-    route("GET", "/api/v1/auth/oidc/callback", Public),
+    route("POST", "/api/v1/auth/register", Public, Class::Mail),
+    route("POST", "/api/v1/auth/login", Public, Class::Credentials),
+    route("POST", "/api/v1/auth/refresh", Public, Class::Credentials),
+    route("POST", "/api/v1/auth/logout", Public, Class::Anonymous),
+    route("GET", "/api/v1/auth/oidc/login", Public, Class::Credentials),
+    route("GET", "/api/v1/auth/oidc/callback", Public, Class::Credentials),
     // Links sent by mail: the token in the body is the credential.
-    route("POST", "/api/v1/auth/verify-email", Public),
-    route("POST", "/api/v1/auth/password-reset", Public),
-    route("POST", "/api/v1/auth/password-reset/confirm", Public),
+    route("POST", "/api/v1/auth/verify-email", Public, Class::Credentials),
+    route("POST", "/api/v1/auth/password-reset", Public, Class::Mail),
+    route("POST", "/api/v1/auth/password-reset/confirm", Public, Class::Credentials),
     // The caller's own account and sessions.
-    route("GET", "/api/v1/me", Authenticated).before_verification(),
-    route("POST", "/api/v1/me/email", Authenticated).before_verification(),
-    route("POST", "/api/v1/auth/verify-email/resend", Authenticated).before_verification(),
-    route("POST", "/api/v1/auth/logout-all", Authenticated).before_verification(),
-    route("POST", "/api/v1/auth/password", Authenticated),
-    route("POST", "/api/v1/auth/oidc/link", Authenticated),
+    route("GET", "/api/v1/me", Authenticated, Class::Authenticated).before_verification(),
+    route("POST", "/api/v1/me/email", Authenticated, Class::Mail).before_verification(),
+    route("POST", "/api/v1/auth/verify-email/resend", Authenticated, Class::Mail).before_verification(),
+    route("POST", "/api/v1/auth/logout-all", Authenticated, Class::Authenticated).before_verification(),
+    route("POST", "/api/v1/auth/password", Authenticated, Class::Credentials),
+    route("POST", "/api/v1/auth/oidc/link", Authenticated, Class::Credentials),
     // Notes: owners only, admins may read all (object rules below).
-    route("GET", "/api/v1/notes", Scope(NOTES_READ)),
-    route("POST", "/api/v1/notes", Scope(NOTES_WRITE)),
-    route("GET", "/api/v1/notes/{id}", Scope(NOTES_READ)),
-    route("PATCH", "/api/v1/notes/{id}", Scope(NOTES_WRITE)),
-    route("DELETE", "/api/v1/notes/{id}", Scope(NOTES_WRITE)),
+    route("GET", "/api/v1/notes", Scope(NOTES_READ), Class::Authenticated),
+    route("POST", "/api/v1/notes", Scope(NOTES_WRITE), Class::Authenticated),
+    route("GET", "/api/v1/notes/{id}", Scope(NOTES_READ), Class::Authenticated),
+    route("PATCH", "/api/v1/notes/{id}", Scope(NOTES_WRITE), Class::Authenticated),
+    route("DELETE", "/api/v1/notes/{id}", Scope(NOTES_WRITE), Class::Authenticated),
     // Administration.
-    route("GET", "/api/v1/admin/users", HasRole(Role::Admin)),
-    route("PUT", "/api/v1/admin/users/{id}/roles", HasRole(Role::Admin)),
-    route("POST", "/api/v1/admin/users/{id}/disable", HasRole(Role::Admin)),
-    route("POST", "/api/v1/admin/users/{id}/unlock", HasRole(Role::Admin)),
+    route("GET", "/api/v1/admin/users", HasRole(Role::Admin), Class::Authenticated),
+    route("PUT", "/api/v1/admin/users/{id}/roles", HasRole(Role::Admin), Class::Authenticated),
+    route("POST", "/api/v1/admin/users/{id}/disable", HasRole(Role::Admin), Class::Authenticated),
+    route("POST", "/api/v1/admin/users/{id}/unlock", HasRole(Role::Admin), Class::Authenticated),
 ];
 
 /// The policy of a route, if it has one. HEAD is answered by the GET

@@ -4,7 +4,6 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
-    sync::Arc,
 };
 
 use anyhow::{Context, bail};
@@ -20,9 +19,7 @@ use crate::{
     config::{Config, Environment},
     db,
     domain::{Email, Password},
-    http,
-    mail::Mailer,
-    maintenance,
+    http, maintenance,
     server::{self, Server},
     telemetry,
 };
@@ -156,12 +153,10 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = db::connect(&config).await?;
     db::migrate(&pool).await?;
-    let auth = Arc::new(Auth::new(&config).await?);
     maintenance::spawn(pool.clone());
-    let config = Arc::new(config);
-    let mail = Arc::new(Mailer::start(&config, pool.clone())?);
-    let app = http::router(AppState { config: config.clone(), db: pool, auth, mail });
-    let server = Server::bind(&config, app)?;
+    let state = AppState::new(config, pool).await?;
+    let config = state.config.clone();
+    let server = Server::bind(&config, http::router(state))?;
     let base = config.server.public_url.as_str().trim_end_matches('/');
     tracing::info!(
         env = %config.env,

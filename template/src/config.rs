@@ -8,7 +8,7 @@
 use std::{
     collections::BTreeMap,
     fmt,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     ops::RangeInclusive,
     path::{Path, PathBuf},
     time::Duration,
@@ -18,10 +18,11 @@ use figment::{
     Figment,
     providers::{Env, Format, Toml},
 };
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::{authz::Role, domain::password};
+use crate::{authz::Role, domain::password, rate_limit::Quota};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -60,13 +61,15 @@ pub struct Config {
     pub auth: AuthConfig,
     pub oidc: OidcConfig,
     pub mail: MailConfig,
+    pub rate_limit: RateLimitConfig,
     pub log: LogConfig,
     pub cors: CorsConfig,
 }
 
-/// Durations are written in whole seconds (keys ending in `_secs`) and read
-/// into `Duration`s here, once, so no other code converts units.
-mod seconds {
+/// Durations are written in whole seconds (keys ending in `_secs`) or
+/// milliseconds (`_ms`) and read into `Duration`s here, once, so no other
+/// code converts units.
+pub(crate) mod seconds {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -77,6 +80,20 @@ mod seconds {
 
     pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_u64(duration.as_secs())
+    }
+}
+
+mod milliseconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
     }
 }
 
@@ -110,6 +127,81 @@ pub struct ServerConfig {
     /// How long a client may take to send the headers of a request.
     #[serde(rename = "header_read_timeout_secs", with = "seconds")]
     pub header_read_timeout: Duration,
+    /// How long a request body may pause between two chunks.
+    #[serde(rename = "body_idle_timeout_secs", with = "seconds")]
+    pub body_idle_timeout: Duration,
+    /// Connections open at once; more are closed as they arrive.
+    pub max_connections: usize,
+    /// HTTP/2: streams one connection may have open at once ...
+    pub http2_max_concurrent_streams: u32,
+    /// ... streams the client may reset before the service takes them up
+    /// (the rapid-reset attack) ...
+    pub http2_max_pending_accept_reset_streams: usize,
+    /// ... and streams the service may have to reset for the client's
+    /// protocol errors (the "made you reset" attack); over either, the
+    /// connection is closed.
+    pub http2_max_local_error_reset_streams: usize,
+    /// Reverse proxies whose forwarding header names the client; from any
+    /// other peer the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The header the trusted proxies set: `x-forwarded-for` or `forwarded`.
+    pub client_address_header: ClientAddressHeader,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAddressHeader {
+    XForwardedFor,
+    Forwarded,
+}
+
+impl ServerConfig {
+    /// Whether `peer` is one of `trusted_proxies`.
+    #[must_use]
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Public routes, per client address.
+    pub anonymous: Quota,
+    /// Authenticated routes, per principal.
+    pub authenticated: Quota,
+    /// Login, refresh, password and OpenID Connect routes: per client
+    /// address and per account.
+    pub credentials: Quota,
+    /// Routes that send mail: per client address and per account.
+    pub mail: Quota,
+    /// Keys the in-memory store holds at most.
+    pub max_keys: usize,
+    /// Unset, each instance counts alone, in memory; set, every instance
+    /// that shares the Redis enforces one limit.
+    #[serde(default)]
+    pub redis_url: Option<Secret>,
+    /// Prefix of this service's keys in Redis.
+    pub redis_key_prefix: String,
+    /// How long a request may wait for Redis.
+    #[serde(rename = "redis_timeout_ms", with = "milliseconds")]
+    pub redis_timeout: Duration,
+    /// What to do while Redis cannot answer.
+    pub on_redis_failure: OnRedisFailure,
+    /// A failing Redis is logged at most once per this interval.
+    #[serde(rename = "failure_log_interval_secs", with = "seconds")]
+    pub failure_log_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRedisFailure {
+    /// Count in this instance's memory meanwhile: each instance enforces
+    /// the limit alone, so the service as a whole lets more through.
+    Memory,
+    /// Refuse limited requests (503) meanwhile.
+    Deny,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -434,6 +526,14 @@ impl Config {
         check_secs(server.tls_handshake_timeout, 1..=60, "server.tls_handshake_timeout_secs")?;
         check_secs(server.first_request_timeout, 1..=60, "server.first_request_timeout_secs")?;
         check_secs(server.header_read_timeout, 1..=60, "server.header_read_timeout_secs")?;
+        check_secs(server.body_idle_timeout, 1..=60, "server.body_idle_timeout_secs")?;
+        check(server.max_connections >= 1, "server.max_connections", "must be at least 1")?;
+        check(
+            server.http2_max_concurrent_streams >= 1,
+            "server.http2_max_concurrent_streams",
+            "must be at least 1",
+        )?;
+        self.validate_rate_limit()?;
         check_secs(self.oidc.connect_timeout, 1..=60, "oidc.connect_timeout_secs")?;
         check_secs(self.oidc.request_timeout, 1..=60, "oidc.request_timeout_secs")?;
         check(
@@ -489,6 +589,36 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_rate_limit(&self) -> Result<(), ConfigError> {
+        let limits = &self.rate_limit;
+        for (key, quota) in [
+            ("rate_limit.anonymous", limits.anonymous),
+            ("rate_limit.authenticated", limits.authenticated),
+            ("rate_limit.credentials", limits.credentials),
+            ("rate_limit.mail", limits.mail),
+        ] {
+            check(
+                quota.requests >= 1 && (1..=86_400).contains(&quota.window.as_secs()),
+                key,
+                "needs requests >= 1 and window_secs between 1 and 86400",
+            )?;
+        }
+        check(limits.max_keys >= 1_000, "rate_limit.max_keys", "must be at least 1000")?;
+        check(
+            (1..=1_000).contains(&limits.redis_timeout.as_millis()),
+            "rate_limit.redis_timeout_ms",
+            "must be between 1 and 1000: a request waits this long at most",
+        )?;
+        if let Some(url) = &limits.redis_url {
+            check(
+                Url::parse(url.expose()).is_ok_and(|url| url.scheme() == "redis"),
+                "rate_limit.redis_url",
+                "must be a redis:// URL",
+            )?;
+        }
+        check_secs(limits.failure_log_interval, 1..=3600, "rate_limit.failure_log_interval_secs")
     }
 
     fn validate_oidc(&self) -> Result<(), ConfigError> {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod mail;
 pub mod maintenance;
 pub mod notes;
+pub mod rate_limit;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
@@ -27,4 +28,19 @@ pub struct AppState {
     pub db: db::Pool,
     pub auth: Arc<auth::Auth>,
     pub mail: Arc<mail::Mailer>,
+    pub rate_limits: Arc<rate_limit::RateLimiter>,
+}
+
+impl AppState {
+    /// The services `config` describes, on `db`, ready to serve.
+    pub async fn new(config: config::Config, db: db::Pool) -> anyhow::Result<Self> {
+        let config = Arc::new(config);
+        Ok(Self {
+            auth: Arc::new(auth::Auth::new(&config).await?),
+            mail: Arc::new(mail::Mailer::start(&config, db.clone())?),
+            rate_limits: Arc::new(rate_limit::RateLimiter::new(&config.rate_limit)?),
+            config,
+            db,
+        })
+    }
 }

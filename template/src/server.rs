@@ -1,11 +1,16 @@
 //! Listeners: HTTPS with rustls, an optional plain-HTTP listener that only
 //! redirects to HTTPS (`http::https_redirect`), and a graceful shutdown that
-//! drains in-flight requests.
+//! drains in-flight requests. Each connection is bounded: in number, in the
+//! time each step may take, and, over HTTP/2, in streams and resets.
 
 use std::{
+    convert::Infallible,
     future::Future,
+    io,
     net::{SocketAddr, TcpListener},
+    pin::Pin,
     sync::Arc,
+    task::{self, Poll},
     time::Duration,
 };
 
@@ -15,14 +20,17 @@ use axum_server::{
     Handle,
     tls_rustls::{RustlsAcceptor, RustlsConfig},
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::Service;
 use url::Url;
 
-use crate::{config::Config, http, tls};
+use crate::{
+    config::{Config, ServerConfig},
+    http, tls,
+};
 
 /// Largest request head (request line and headers) accepted.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Parallel streams one HTTP/2 connection may open.
-const MAX_CONCURRENT_STREAMS: u32 = 100;
 
 /// The bound listeners, ready to serve.
 pub struct Server {
@@ -33,16 +41,7 @@ pub struct Server {
     app: Router,
     public_url: Url,
     shutdown_grace: Duration,
-    timeouts: ConnectionTimeouts,
-}
-
-/// How long a connection may take at each step before it is closed, so
-/// that slow or silent clients (slowloris) cannot hold connections.
-#[derive(Clone, Copy)]
-struct ConnectionTimeouts {
-    tls_handshake: Duration,
-    first_request: Duration,
-    header_read: Duration,
+    limits: ServerConfig,
 }
 
 impl Server {
@@ -60,11 +59,7 @@ impl Server {
             app,
             public_url: config.server.public_url.clone(),
             shutdown_grace: config.server.shutdown_grace,
-            timeouts: ConnectionTimeouts {
-                tls_handshake: config.server.tls_handshake_timeout,
-                first_request: config.server.first_request_timeout,
-                header_read: config.server.header_read_timeout,
-            },
+            limits: config.server.clone(),
         })
     }
 
@@ -84,20 +79,32 @@ impl Server {
         let https_handle = Handle::new();
         let redirect_handle = Handle::new();
 
-        let timeouts = self.timeouts;
+        // Each step of a connection has a deadline, so that slow or silent
+        // clients (slowloris) cannot hold connections.
+        let limits = self.limits;
         let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(self.tls))
-            .handshake_timeout(timeouts.tls_handshake);
+            .handshake_timeout(limits.tls_handshake_timeout);
         let mut https = axum_server::from_tcp(self.https)?
             .acceptor(acceptor)
             .handle(https_handle.clone())
-            .first_request_timeout(timeouts.first_request);
-        https.http_builder().http1().header_read_timeout(timeouts.header_read).max_buf_size(MAX_HEADER_BYTES);
+            .first_request_timeout(limits.first_request_timeout);
+        https
+            .http_builder()
+            .http1()
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(MAX_HEADER_BYTES);
         https
             .http_builder()
             .http2()
-            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .max_concurrent_streams(limits.http2_max_concurrent_streams)
+            .max_pending_accept_reset_streams(limits.http2_max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(limits.http2_max_local_error_reset_streams)
             .max_header_list_size(u32::try_from(MAX_HEADER_BYTES)?);
-        let https = https.serve(self.app.into_make_service_with_connect_info::<SocketAddr>());
+        let connections = ConnectionCap {
+            inner: self.app.into_make_service_with_connect_info::<SocketAddr>(),
+            permits: Arc::new(Semaphore::new(limits.max_connections)),
+        };
+        let https = https.serve(connections);
 
         let public_url = self.public_url;
         let redirect = {
@@ -127,6 +134,62 @@ impl Server {
         tokio::try_join!(https, redirect).context("serving")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// At most `server.max_connections` connections at once: the service of
+/// each accepted connection holds a permit until the connection and its
+/// requests are done. Without a permit the new connection is closed at once,
+/// before its TLS handshake, rather than left waiting.
+#[derive(Clone)]
+struct ConnectionCap<M> {
+    inner: M,
+    permits: Arc<Semaphore>,
+}
+
+impl<M, T> Service<T> for ConnectionCap<M>
+where
+    M: Service<T, Error = Infallible>,
+    M::Future: Send + 'static,
+{
+    type Response = Permitted<M::Response>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(|never| match never {})
+    }
+
+    fn call(&mut self, target: T) -> Self::Future {
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Box::pin(async { Err(io::Error::other("server.max_connections reached")) });
+        };
+        let service = self.inner.call(target);
+        Box::pin(async move {
+            let Ok(service) = service.await;
+            Ok(Permitted { inner: service, _permit: Arc::new(permit) })
+        })
+    }
+}
+
+/// A connection's service, with the connection's permit.
+#[derive(Clone)]
+struct Permitted<S> {
+    inner: S,
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
+impl<S: Service<R>, R> Service<R> for Permitted<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        self.inner.call(request)
     }
 }
 

@@ -86,6 +86,10 @@ pub enum ApiError {
     /// broken rule is listed under `details` with its field.
     #[error("validation failed: {0:?}")]
     Validation(Vec<FieldError>),
+    /// Too many requests (429) with `Retry-After`: the client spent its rate
+    /// limit (`rate_limit`). Retrying sooner only fails again.
+    #[error("rate limited; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     /// Service unavailable (503) with `Retry-After`: more of this work is
     /// running or waiting than the service takes on at once (password
     /// hashing, pending logins). The request was fine; it is shed at once
@@ -138,6 +142,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -168,6 +173,9 @@ impl ApiError {
                 "Use HTTPS: this plain-HTTP listener only redirects GET and HEAD requests.",
             ),
             Self::Overloaded => ("SERVICE_UNAVAILABLE", "The service is busy; retry shortly."),
+            Self::RateLimited { .. } => {
+                ("RATE_LIMITED", "Too many requests; retry after the time in the Retry-After header.")
+            }
             Self::EmailNotVerified => (
                 "EMAIL_NOT_VERIFIED",
                 "Confirm your email address first; POST /api/v1/auth/verify-email/resend sends the link again.",
@@ -332,8 +340,16 @@ impl IntoResponse for ApiError {
         if let Some(challenge) = self.challenge() {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
-        if let Self::Overloaded = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+        match self {
+            Self::Overloaded => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            Self::RateLimited { retry_after_secs } => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response.extensions_mut().insert(self.report());
         response

@@ -1,11 +1,9 @@
 //! Extractors that hand handlers values already parsed and valid, and reject
 //! everything else in the one error shape.
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::{
     body::Bytes,
-    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request},
+    extract::{FromRequest, FromRequestParts, Path, Request},
     http::{HeaderMap, StatusCode, header, request::Parts},
 };
 use serde::de::DeserializeOwned;
@@ -86,22 +84,6 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             .await
             .map(|Path(id)| Self(id))
             .map_err(|_| ApiError::NotFound)
-    }
-}
-
-/// The client's address: the peer of the connection, which the server
-/// records for every request.
-pub struct ClientAddr(pub IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ConnectInfo(peer) = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .ok_or_else(|| anyhow::anyhow!("the server recorded no peer address"))?;
-        Ok(Self(peer.ip()))
     }
 }
 

@@ -2,6 +2,8 @@
 //! middleware stack every request passes through.
 
 mod bearer;
+mod body_limit;
+pub mod client_address;
 mod error;
 pub mod extract;
 pub mod headers;
@@ -9,6 +11,7 @@ pub mod https_redirect;
 mod load_shed;
 mod openapi;
 pub mod policy;
+pub mod rate_limit;
 pub mod request_id;
 mod routes;
 mod trace;
@@ -24,7 +27,7 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     limit::RequestBodyLimitLayer,
     sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer},
-    timeout::TimeoutLayer,
+    timeout::{RequestBodyTimeoutLayer, TimeoutLayer},
 };
 use utoipa_axum::router::OpenApiRouter;
 
@@ -32,6 +35,8 @@ pub use self::{
     error::{ApiError, ErrorBody, ErrorEnvelope, ErrorReport, FieldError},
     openapi::{DOCS_PATH, SPEC_PATH},
 };
+use std::sync::Arc;
+
 use crate::{AppState, config::Config};
 
 /// Every operation of the API: each resource's router, mounted. `routes!`
@@ -76,11 +81,14 @@ pub fn router(state: AppState) -> Router {
 ///
 /// Outermost first. Why this order: credentials are marked sensitive before
 /// anything could log them; the request id exists before the span that
-/// records it; headers and the error renderer sit above every layer that can
-/// answer on its own (CORS preflights, panics, timeouts, limits), so those
-/// answers get security headers and the error shape too; cheap rejections
-/// (size, concurrency) come before any handler work; over the concurrency
-/// cap a request is shed at once rather than queued (the probes never are).
+/// records it, and the client address is resolved inside that span so that
+/// every line of the request names it; headers and the error renderer sit
+/// above every layer that can answer on its own (CORS preflights, panics,
+/// timeouts, limits), so those answers get security headers and the error
+/// shape too; cheap rejections (size, concurrency) come before any handler
+/// work; over the concurrency cap a request is shed at once rather than
+/// queued (the probes never are); a body that stalls is cut off. The route
+/// policy (rate limit, then access) runs after routing, in `router`.
 pub fn with_middleware(app: Router, config: &Config) -> Router {
     let server = &config.server;
     app.layer(
@@ -93,6 +101,7 @@ pub fn with_middleware(app: Router, config: &Config) -> Router {
             .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE]))
             .layer(from_fn(request_id::middleware))
             .layer(trace::layer())
+            .layer(from_fn_with_state(Arc::new(server.clone()), client_address::middleware))
             .layer(headers::security_headers())
             .layer(headers::cors(&config.cors))
             .layer(from_fn(error::render))
@@ -102,6 +111,11 @@ pub fn with_middleware(app: Router, config: &Config) -> Router {
                 load_shed::middleware,
             ))
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, server.request_timeout))
+            .layer(from_fn_with_state(
+                (server.body_limit_bytes, server.body_idle_timeout),
+                body_limit::refuse_oversize,
+            ))
+            .layer(RequestBodyTimeoutLayer::new(server.body_idle_timeout))
             .layer(RequestBodyLimitLayer::new(server.body_limit_bytes))
             .layer(DefaultBodyLimit::max(server.body_limit_bytes)),
     )

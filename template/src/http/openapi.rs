@@ -10,7 +10,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa::{
     Modify,
     openapi::{
-        ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder,
+        ContentBuilder, ObjectBuilder, OpenApi, PathItem, Ref, RefOr, ResponseBuilder, Type,
+        header::{Header, HeaderBuilder},
+        path::Operation,
         security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
     },
 };
@@ -20,6 +22,7 @@ use super::headers::DOCS_CSP;
 use crate::{
     AppState,
     authz::{self, Access},
+    rate_limit::Class,
 };
 
 pub const DOCS_PATH: &str = "/docs";
@@ -70,6 +73,20 @@ impl ApiDoc {
 pub fn complete(document: &mut OpenApi) {
     apply_route_policies(document);
     add_shared_errors(document);
+    document_rate_limits(document);
+}
+
+/// The operations of a path, with their methods.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("GET", &mut item.get),
+        ("POST", &mut item.post),
+        ("PUT", &mut item.put),
+        ("PATCH", &mut item.patch),
+        ("DELETE", &mut item.delete),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| Some((method, operation.as_mut()?)))
 }
 
 /// Each operation's `security`, from its row in `authz::ROUTES`, so that
@@ -77,15 +94,7 @@ pub fn complete(document: &mut OpenApi) {
 /// the bearer scheme's scope, a role is named in the description.
 fn apply_route_policies(document: &mut OpenApi) {
     for (path, item) in &mut document.paths.paths {
-        let operations = [
-            ("GET", &mut item.get),
-            ("POST", &mut item.post),
-            ("PUT", &mut item.put),
-            ("PATCH", &mut item.patch),
-            ("DELETE", &mut item.delete),
-        ];
-        for (method, operation) in operations {
-            let Some(operation) = operation else { continue };
+        for (method, operation) in operations(item) {
             let bearer = |scopes: Vec<&str>| Some(vec![SecurityRequirement::new("bearer", scopes)]);
             operation.security = match authz::policy(method, path).map(|row| row.access) {
                 None | Some(Access::Public) => None,
@@ -115,8 +124,7 @@ fn add_shared_errors(document: &mut OpenApi) {
         RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
     };
     for item in document.paths.paths.values_mut() {
-        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
-        for operation in operations.into_iter().flatten() {
+        for (_, operation) in operations(item) {
             let mut shared = Vec::new();
             if operation.request_body.is_some() {
                 shared.extend([
@@ -137,6 +145,47 @@ fn add_shared_errors(document: &mut OpenApi) {
             }
             for (status, description) in shared {
                 operation.responses.responses.entry(status.to_owned()).or_insert_with(|| error(description));
+            }
+        }
+    }
+}
+
+/// Every operation whose route counts against a rate limit (its row in
+/// `authz::ROUTES`) can answer 429 with `Retry-After`, and every answer
+/// of it carries the `RateLimit` header fields (`http::rate_limit`).
+fn document_rate_limits(document: &mut OpenApi) {
+    let text = |description: &str| {
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .description(Some(description))
+            .build()
+    };
+    let state: [(&str, Header); 2] = [
+        ("RateLimit-Policy", text("The quota: `\"class\";q=<requests>;w=<seconds>`")),
+        ("RateLimit", text("What is left: `\"class\";r=<requests>;t=<seconds until whole>`")),
+    ];
+    let retry_after = HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1))))
+        .description(Some("Seconds until a request may pass"))
+        .build();
+    for (path, item) in &mut document.paths.paths {
+        for (method, operation) in operations(item) {
+            if authz::policy(method, path).is_none_or(|row| row.limit == Class::Unlimited) {
+                continue;
+            }
+            let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build();
+            let limited = ResponseBuilder::new()
+                .description("Too many requests; retry after `Retry-After` seconds")
+                .content("application/json", content)
+                .header("Retry-After", retry_after.clone())
+                .build();
+            operation.responses.responses.insert("429".to_owned(), RefOr::T(limited));
+            for response in operation.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response
+                        .headers
+                        .extend(state.clone().map(|(name, header)| (name.to_owned(), RefOr::T(header))));
+                }
             }
         }
     }

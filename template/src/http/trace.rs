@@ -1,5 +1,6 @@
-//! One span per request: method, matched route, request id, then status and
-//! latency when the response leaves. The route is the template (`/notes/{id}`)
+//! One span per request: method, matched route, request id, the client's
+//! address (`http::client_address`), then status and latency when the
+//! response leaves. The route is the template (`/notes/{id}`)
 //! and never the raw URI, whose query string may carry secrets.
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ fn make_span(request: &Request) -> Span {
         method = %request.method(),
         route,
         request_id,
+        client = Empty,
         status = Empty,
         latency_ms = Empty,
     )

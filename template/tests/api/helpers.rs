@@ -10,11 +10,10 @@ use std::{
 
 use app::{
     AppState,
-    auth::{Auth, keys::KeySet},
+    auth::keys::KeySet,
     config::{Config, Environment},
     db::Pool,
     http::{self, ApiError},
-    mail::Mailer,
     server::Server,
 };
 use axum::{
@@ -37,8 +36,16 @@ pub fn config_with(overrides: impl FnOnce(Figment) -> Figment) -> Config {
     let figment = Config::defaults()
         .merge(("server.https_addr", "127.0.0.1:0"))
         .merge(("auth.keys_dir", keys_dir()))
-        .merge(("mail.outbox_dir", Path::new(env!("CARGO_TARGET_TMPDIR")).join("outbox")));
+        .merge(("mail.outbox_dir", Path::new(env!("CARGO_TARGET_TMPDIR")).join("outbox")))
+        .merge(("rate_limit", generous_rate_limits()));
     Config::from_figment(&overrides(figment)).expect("test configuration is valid")
+}
+
+/// Rate limits no test reaches by accident: tests send many requests from
+/// one address. The tests of the limits (`rate_limits.rs`) set their own.
+fn generous_rate_limits() -> serde_json::Value {
+    let quota = serde_json::json!({"requests": 100_000, "window_secs": 60});
+    serde_json::json!({"anonymous": quota, "authenticated": quota, "credentials": quota, "mail": quota})
 }
 
 /// The token keys every test of this run shares, generated once under
@@ -338,9 +345,7 @@ pub async fn full_router(pool: Pool, config: Config) -> Router {
 
 /// The state `serve` builds, for tests that wire their own routes to it.
 pub async fn app_state(pool: Pool, config: Config) -> AppState {
-    let auth = Auth::new(&config).await.expect("auth");
-    let mail = Mailer::start(&config, pool.clone()).expect("mailer");
-    AppState { config: Arc::new(config), db: pool, auth: Arc::new(auth), mail: Arc::new(mail) }
+    AppState::new(config, pool).await.expect("the application's services")
 }
 
 /// Routes that fail in each way a real handler can, for tests that wrap

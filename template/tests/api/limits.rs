@@ -164,3 +164,90 @@ async fn account_routes_refuse_bodies_over_8_kib(pool: Pool) {
         .await
         .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
 }
+
+/// A body that stops arriving is cut off after the idle timeout, however
+/// long the whole-request deadline.
+#[sqlx::test]
+async fn a_body_that_stalls_is_cut_off(pool: Pool) {
+    let app = impatient_server(pool, "server.body_idle_timeout_secs").await;
+    let (addr, certificate) = (app.https, app.certificate());
+    let closed = closed_after(move || {
+        let mut stream = tls(addr, &certificate);
+        let head = "POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+                    Content-Length: 1000\r\n\r\n{\"email\":";
+        stream.write_all(head.as_bytes()).expect("write");
+        stream.flush().expect("flush");
+        Box::new(stream)
+    })
+    .await;
+    assert_cut_off(closed, "a stalled body");
+    app.shutdown().await.expect("clean stop");
+}
+
+/// Over `server.max_connections` a new connection is closed at once, before
+/// its handshake; when one closes, there is room again.
+#[sqlx::test]
+async fn connections_over_the_cap_are_closed_at_once(pool: Pool) {
+    let app = TlsApp::spawn_with(
+        async |config| full_router(pool, config.clone()).await,
+        |figment| figment.merge(("server.max_connections", 2)),
+    )
+    .await;
+    let (addr, certificate) = (app.https, app.certificate());
+    let held = tokio::task::spawn_blocking({
+        let certificate = certificate.clone();
+        move || [tls(addr, &certificate), tls(addr, &certificate)]
+    })
+    .await
+    .expect("two connections");
+    let refused = closed_after(move || Box::new(tcp(addr))).await;
+    let after = refused.expect("the third connection was left open");
+    assert!(after < Duration::from_millis(500), "closed only after {after:?}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = tokio::task::spawn_blocking(move || {
+        let mut stream = tls(addr, &certificate);
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .expect("joined");
+    assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    app.shutdown().await.expect("clean stop");
+}
+
+/// A body over the limit gets its 413 over HTTP/2 too, whether its length
+/// is declared or not, and so does any refusal that comes before the body
+/// is read (a missing token here).
+#[sqlx::test]
+async fn an_oversized_upload_gets_its_answer_over_http2(pool: Pool) {
+    let app = TlsApp::spawn(pool).await;
+    let client = app.client_builder(reqwest::Client::builder().http2_prior_knowledge());
+    let five_mib = vec![b'a'; 5 * 1024 * 1024];
+    let declared = client
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(five_mib.clone())
+        .send()
+        .await
+        .expect("an answer, not a stream error");
+    assert_eq!(declared.version(), reqwest::Version::HTTP_2);
+    assert_eq!(declared.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = declared.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "PAYLOAD_TOO_LARGE");
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        five_mib.chunks(64 * 1024).map(|chunk| Ok(chunk.to_vec())).collect();
+    let streamed = client
+        .post(app.url("/api/v1/notes"))
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .expect("an answer, not a stream error");
+    assert_eq!(streamed.status(), StatusCode::UNAUTHORIZED);
+    app.shutdown().await.expect("clean stop");
+}

@@ -24,6 +24,7 @@ mod notes;
 mod oidc;
 mod openapi;
 mod properties;
+mod rate_limits;
 mod readme;
 mod sessions;
 mod smtp;

@@ -25,10 +25,7 @@ use crate::{
     },
     authz::Role,
     domain::{DisplayName, Email, LinkToken, Password},
-    http::{
-        ApiError, ErrorEnvelope,
-        extract::{ClientAddr, JsonBody},
-    },
+    http::{ApiError, ErrorEnvelope, client_address::ClientAddr, extract::JsonBody, rate_limit::RouteLimit},
 };
 
 /// Largest body of the account routes: credentials and names are short.
@@ -115,8 +112,10 @@ pub const MAIL_ON_ITS_WAY: Accepted =
 )]
 pub async fn register(
     State(state): State<AppState>,
+    limit: RouteLimit,
     JsonBody(request): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    limit.charge_email(&request.email).await?;
     let registration =
         Registration { email: request.email, password: request.password, display_name: request.display_name };
     accounts::register(&state.db, &state.auth, &state.mail, registration).await?;
@@ -186,8 +185,10 @@ pub struct PasswordResetRequest {
 )]
 pub async fn request_password_reset(
     State(state): State<AppState>,
+    limit: RouteLimit,
     JsonBody(request): JsonBody<PasswordResetRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    limit.charge_email(&request.email).await?;
     recovery::request(&state.db, &state.mail, &request.email).await?;
     Ok((StatusCode::ACCEPTED, Json(MAIL_ON_ITS_WAY)))
 }
@@ -246,8 +247,10 @@ pub struct LoginRequest {
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    limit: RouteLimit,
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
+    limit.charge_email(&request.email).await?;
     Ok(Json(accounts::login(&state.db, &state.auth, &request.email, &request.password, client).await?))
 }
 

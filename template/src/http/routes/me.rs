@@ -14,10 +14,7 @@ use crate::{
     auth::{AuthMethod, Principal, Subject, accounts, verification},
     authz::Role,
     domain::{Email, Password},
-    http::{
-        ApiError, ErrorEnvelope,
-        extract::{ClientAddr, JsonBody},
-    },
+    http::{ApiError, ErrorEnvelope, client_address::ClientAddr, extract::JsonBody},
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
