@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn only_the_configured_header_is_read() {
-        let server = server(&["127.0.0.1/32"], "forwarded");
+        let reads_forwarded = server(&["127.0.0.1/32"], "forwarded");
         let both = {
             let mut headers = headers("x-forwarded-for", &["203.0.113.9"]);
             headers.append(
@@ -172,9 +172,9 @@ mod tests {
             );
             headers
         };
-        assert_eq!(resolve(ip("127.0.0.1"), &both, &server), ip("2001:db8::7"));
-        let server = server(&["127.0.0.1/32"], "x-forwarded-for");
-        assert_eq!(resolve(ip("127.0.0.1"), &both, &server), ip("203.0.113.9"));
+        assert_eq!(resolve(ip("127.0.0.1"), &both, &reads_forwarded), ip("2001:db8::7"));
+        let reads_x_forwarded_for = server(&["127.0.0.1/32"], "x-forwarded-for");
+        assert_eq!(resolve(ip("127.0.0.1"), &both, &reads_x_forwarded_for), ip("203.0.113.9"));
     }
 
     #[test]
