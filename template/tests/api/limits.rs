@@ -1,7 +1,7 @@
 //! The limits that keep slow, silent or greedy clients from exhausting the
 //! service, each at a configured value: the TLS handshake, the first
-//! request and request-header timeouts, the concurrency cap, and the body
-//! limit of the account routes.
+//! request, request-header and body timeouts, the connection and
+//! concurrency caps, HTTP/2 streams and resets, and body limits.
 
 use std::{
     io::{ErrorKind, Read, Write},
@@ -12,12 +12,17 @@ use std::{
 };
 
 use app::db::Pool;
-use axum::{http::StatusCode, routing::get};
+use axum::{
+    http::{Request, StatusCode},
+    routing::get,
+};
 use rustls::{
     ClientConfig, ClientConnection, RootCertStore, StreamOwned,
     pki_types::{CertificateDer, pem::PemObject},
 };
 use serde_json::json;
+use tokio::net::TcpStream as TokioTcpStream;
+use tokio_rustls::{TlsConnector, client::TlsStream};
 
 use crate::helpers::{PASSWORD, TestApp, TlsApp, config_with, full_router, probes};
 
@@ -250,4 +255,95 @@ async fn an_oversized_upload_gets_its_answer_over_http2(pool: Pool) {
         .expect("an answer, not a stream error");
     assert_eq!(streamed.status(), StatusCode::UNAUTHORIZED);
     app.shutdown().await.expect("clean stop");
+}
+
+/// An HTTP/2 connection to `addr` (TLS, ALPN h2) and its driver.
+async fn http2(
+    addr: SocketAddr,
+    certificate: &Path,
+) -> (h2::client::SendRequest<axum::body::Bytes>, h2::client::Connection<TlsStream<TokioTcpStream>>) {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(certificate).expect("PEM") {
+        roots.add(cert.expect("certificate")).expect("root");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TokioTcpStream::connect(addr).await.expect("connect");
+    let name = "localhost".try_into().expect("name");
+    let tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await.expect("handshake");
+    h2::client::handshake(tls).await.expect("HTTP/2")
+}
+
+/// Opens `count` streams and resets each at once (the rapid-reset attack),
+/// then asks for /healthz: the answer, or how the connection ended.
+async fn rapid_reset(app: &TlsApp, count: usize) -> Result<StatusCode, h2::Error> {
+    let (mut client, connection) = http2(app.https, &app.certificate()).await;
+    let driver = tokio::spawn(connection);
+    let attack = async {
+        for _ in 0..count {
+            client = client.ready().await?;
+            let request = Request::get(app.url("/healthz")).body(()).expect("request");
+            let (_, mut stream) = client.send_request(request, true)?;
+            stream.send_reset(h2::Reason::CANCEL);
+        }
+        // Time for the server to clear the reset streams, so that a server
+        // that lets the client go on has room for one more.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        client = client.ready().await?;
+        let request = Request::get(app.url("/healthz")).body(()).expect("request");
+        let (response, _) = client.send_request(request, true)?;
+        Ok(response.await?.status())
+    };
+    let answer = attack.await;
+    if answer.is_ok() {
+        driver.abort();
+        return answer;
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(5), driver).await.expect("the connection ended");
+    Err(ended.expect("joined").expect_err("the server closed the connection"))
+}
+
+/// HTTP/2 limits come from configuration: the streams a connection may
+/// open, and how many streams a client may reset before they are served
+/// (rapid reset) before its connection is closed.
+#[sqlx::test]
+async fn http2_streams_and_rapid_resets_are_bounded_as_configured(pool: Pool) {
+    let strict = TlsApp::spawn_with(
+        async |config| full_router(pool.clone(), config.clone()).await,
+        |figment| {
+            figment
+                .merge(("server.http2_max_concurrent_streams", 7))
+                .merge(("server.http2_max_pending_accept_reset_streams", 5))
+        },
+    )
+    .await;
+    let (client, mut connection) = http2(strict.https, &strict.certificate()).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while connection.max_concurrent_send_streams() != 7 && Instant::now() < deadline {
+        tokio::select! {
+            _ = &mut connection => panic!("the connection ended"),
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+    }
+    assert_eq!(connection.max_concurrent_send_streams(), 7, "SETTINGS_MAX_CONCURRENT_STREAMS");
+    drop((client, connection));
+    // A GOAWAY (ENHANCE_YOUR_CALM), or, when the client was still writing
+    // as the server hung up, a broken pipe.
+    let closed = rapid_reset(&strict, 200).await.expect_err("the attacker's connection survived");
+    assert!(closed.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) || closed.is_io(), "{closed}");
+
+    let generous = TlsApp::spawn_with(
+        async |config| full_router(pool, config.clone()).await,
+        |figment| figment.merge(("server.http2_max_pending_accept_reset_streams", 100_000)),
+    )
+    .await;
+    let answer = rapid_reset(&generous, 200).await;
+    assert_eq!(answer.expect("a generous limit lets the client go on"), StatusCode::OK);
+    strict.shutdown().await.expect("clean stop");
+    generous.shutdown().await.expect("clean stop");
 }
