@@ -74,12 +74,13 @@ fn main() -> anyhow::Result<()> {
             password: password.clone(),
             display_name: None,
         };
-        app::auth::accounts::register(&pool, &state.auth, &state.mail, registration).await?;
+        app::auth::accounts::register(&pool, &state.auth, &state.audit, &state.mail, registration).await?;
         let user =
             db::users::find_by_email(&pool, &email).await?.ok_or_else(|| anyhow::anyhow!("registered"))?;
         db::users::mark_email_verified(&pool, user.id).await?;
         let client = IpAddr::from([127, 0, 0, 1]);
-        let pair = app::auth::accounts::login(&pool, &state.auth, &email, &password, client).await?;
+        let pair =
+            app::auth::accounts::login(&pool, &state.auth, &state.audit, &email, &password, client).await?;
         anyhow::Ok((state, shared_state, pair.access_token))
     })?;
     let budget = Duration::from_secs(2);
@@ -123,6 +124,13 @@ fn main() -> anyhow::Result<()> {
     });
     measure("GET /api/v1/me, limits in memory", budget, || {
         black_box(call("/api/v1/me", true));
+    });
+    measure("audit: queue one event (the request's share)", budget, || {
+        state.audit.record(app::audit::Event::new("bench.event", app::audit::Outcome::Success));
+    });
+    measure("audit: append one event in its own transaction", Duration::from_millis(500), || {
+        let event = app::audit::Event::new("bench.event", app::audit::Outcome::Success);
+        assert!(runtime.block_on(app::audit::append_now(&state.db, event)).is_ok(), "appended");
     });
     let nobody = uuid::Uuid::nil();
     measure("account check alone (state, session and roles)", budget, || {

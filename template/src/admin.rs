@@ -4,11 +4,14 @@
 //!
 //! Every change of roles or account state runs under one lock
 //! (`db::users::lock_admin_changes`), so that "would an active admin
-//! remain?" and the change are one step even when two admins act at once.
+//! remain?" and the change are one step even when two admins act at once;
+//! and each is recorded in the audit trail, with the administrator who did
+//! it, in the transaction of the change.
 
 use uuid::Uuid;
 
 use crate::{
+    audit::{self, Actor, Event, Outcome},
     auth::{
         Auth,
         accounts::{self, Account},
@@ -64,7 +67,7 @@ pub async fn accounts(db: &Pool, query: &PageQuery) -> Result<Page<AdminView>, A
 
 /// Gives the account exactly `roles` (plus `user`, which every account
 /// holds); refused when it would take the role from the last active admin.
-pub async fn set_roles(db: &Pool, user_id: Uuid, roles: &[Role]) -> Result<AdminView, AdminError> {
+pub async fn set_roles(db: &Pool, by: Actor, user_id: Uuid, roles: &[Role]) -> Result<AdminView, AdminError> {
     let mut roles = roles.to_vec();
     roles.push(Role::User);
     roles.sort();
@@ -75,37 +78,53 @@ pub async fn set_roles(db: &Pool, user_id: Uuid, roles: &[Role]) -> Result<Admin
         ensure_another_admin_remains(&mut tx, &user, &current).await?;
     }
     db::users::set_roles(&mut tx, user_id, &roles).await?;
+    let names = |roles: &[Role]| roles.iter().map(|role| role.as_str()).collect::<Vec<_>>();
+    let changed = Event::new("admin.roles_changed", Outcome::Success)
+        .actor(by)
+        .on_account(user_id)
+        .detail("from", names(&current))
+        .detail("to", names(&roles));
+    let audited = audit::append_in(&mut tx, changed).await?;
     tx.commit().await?;
-    tracing::info!(%user_id, roles = ?roles, "roles changed by an administrator");
+    audited.log();
     Ok(view(user, roles))
 }
 
 /// Disables an account and ends its sessions at once: its refresh tokens
 /// are revoked and its access tokens fail the per-request account check.
 /// Refused for the last active admin.
-pub async fn disable(db: &Pool, user_id: Uuid) -> Result<(), AdminError> {
+pub async fn disable(db: &Pool, by: Actor, user_id: Uuid) -> Result<(), AdminError> {
     let mut tx = db.begin().await?;
     let (user, roles) = locked_account(&mut tx, user_id).await?;
     ensure_another_admin_remains(&mut tx, &user, &roles).await?;
     db::users::disable(&mut tx, user_id).await?;
     sessions::end_all_in(&mut tx, user_id).await?;
+    let disabled = Event::new("admin.account_disabled", Outcome::Success)
+        .actor(by)
+        .on_account(user_id)
+        .detail("sessions", "revoked");
+    let audited = audit::append_in(&mut tx, disabled).await?;
     tx.commit().await?;
-    tracing::warn!(%user_id, "account disabled by an administrator; sessions revoked");
+    audited.log();
     Ok(())
 }
 
 /// Lifts the login throttle of an account (see `auth::throttle`).
-pub async fn unlock(db: &Pool, user_id: Uuid) -> Result<(), AdminError> {
+pub async fn unlock(db: &Pool, by: Actor, user_id: Uuid) -> Result<(), AdminError> {
     db::users::find_by_id(db, user_id).await?.ok_or(AdminError::NoSuchAccount)?;
     throttle::unlock(db, user_id).await?;
-    tracing::info!(%user_id, "login throttle lifted");
+    audit::append_now(
+        db,
+        Event::new("admin.account_unlocked", Outcome::Success).actor(by).on_account(user_id),
+    )
+    .await?;
     Ok(())
 }
 
 /// `unlock`, for the account with this email (the command line).
 pub async fn unlock_by_email(db: &Pool, email: &Email) -> Result<Uuid, AdminError> {
     let user = db::users::find_by_email(db, email).await?.ok_or(AdminError::NoSuchAccount)?;
-    unlock(db, user.id).await?;
+    unlock(db, Actor::system(), user.id).await?;
     Ok(user.id)
 }
 
@@ -144,7 +163,7 @@ pub async fn create_admin(
         }
         let mut roles = db::users::roles(db, user.id).await?;
         roles.push(Role::Admin);
-        set_roles(db, user.id, &roles).await?;
+        set_roles(db, Actor::system(), user.id, &roles).await?;
         return Ok(AdminCreated::Promoted(user.id));
     }
     if existing == ExistingAccount::PromoteWithItsPassword {
@@ -165,6 +184,11 @@ pub async fn create_admin(
     )
     .await?
     .ok_or(AdminError::AccountExists)?;
+    let created = Event::new("admin.account_created", Outcome::Success)
+        .actor(Actor::system())
+        .on_account(user.id)
+        .detail("roles", vec![Role::User.as_str(), Role::Admin.as_str()]);
+    audit::append_now(db, created).await?;
     Ok(AdminCreated::New(user.id))
 }
 

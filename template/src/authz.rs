@@ -168,6 +168,7 @@ pub const ROUTES: &[RoutePolicy] = &[
     route("PUT", "/api/v1/admin/users/{id}/roles", HasRole(Role::Admin), Class::Authenticated),
     route("POST", "/api/v1/admin/users/{id}/disable", HasRole(Role::Admin), Class::Authenticated),
     route("POST", "/api/v1/admin/users/{id}/unlock", HasRole(Role::Admin), Class::Authenticated),
+    route("GET", "/api/v1/admin/audit", HasRole(Role::Admin), Class::Authenticated),
 ];
 
 /// The policy of a route, if it has one. HEAD is answered by the GET
@@ -196,6 +197,7 @@ mod tests {
             roles: roles.to_vec(),
             scopes: scopes_for(roles),
             method: AuthMethod::Password,
+            client: None,
             email_verified: true,
         }
     }

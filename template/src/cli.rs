@@ -1,5 +1,6 @@
 //! The command line: `serve` (the default), `migrate`, `openapi`,
-//! `check-config`, `rotate-keys`, `create-admin` and `unlock-account`.
+//! `check-config`, `rotate-keys`, `create-admin`, `unlock-account`,
+//! `verify-audit` and `prune-audit`.
 
 use std::{
     path::{Path, PathBuf},
@@ -12,6 +13,10 @@ use clap::{Parser, Subcommand};
 use crate::{
     AppState,
     admin::{self, AdminCreated, AdminError, ExistingAccount},
+    audit::{
+        self, Actor, Event, Outcome,
+        chain::{self, VerifyError},
+    },
     auth::{
         Auth,
         keys::{self, Rotation},
@@ -78,6 +83,12 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Walk the audit trail's hash chain; exits non-zero at the first
+    /// broken or missing link, naming its row.
+    VerifyAudit,
+    /// Remove audit events older than `audit.retention_days`, keeping the
+    /// chain verifiable.
+    PruneAudit,
 }
 
 pub async fn run() -> ExitCode {
@@ -124,12 +135,53 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::RotateKeys { stage, promote } => {
-            let rotation = match (stage, promote) {
-                (true, _) => Rotation::Stage,
-                (_, true) => Rotation::Promote,
-                _ => Rotation::StageAndPromote,
+            let (rotation, step) = match (stage, promote) {
+                (true, _) => (Rotation::Stage, "stage"),
+                (_, true) => (Rotation::Promote, "promote"),
+                _ => (Rotation::StageAndPromote, "stage_and_promote"),
             };
             println!("{}", keys::rotate(&config.auth.keys_dir, rotation, config.auth.access_token_ttl)?);
+            // The keys changed either way; a database that cannot be reached
+            // only costs the record, which is said.
+            let rotated =
+                Event::new("keys.rotated", Outcome::Success).actor(Actor::system()).detail("step", step);
+            let recorded = async {
+                let pool = db::connect(&config).await?;
+                db::migrate(&pool).await?;
+                anyhow::Ok(audit::append_now(&pool, rotated).await?)
+            };
+            if let Err(err) = recorded.await {
+                eprintln!("warning: the rotation is not in the audit trail: {err:#}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyAudit => {
+            let pool = db::connect(&config).await?;
+            db::migrate(&pool).await?;
+            match chain::verify(&pool).await {
+                Ok(verified) => {
+                    println!(
+                        "audit trail verified: {} events from #{}; head hash {}",
+                        verified.rows, verified.first_seq, verified.head_hash
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(VerifyError::Broken(broken)) => {
+                    println!("audit trail BROKEN: {broken}");
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(VerifyError::Database(err)) => Err(err.into()),
+            }
+        }
+        Command::PruneAudit => {
+            telemetry::init(&config)?;
+            let pool = db::connect(&config).await?;
+            db::migrate(&pool).await?;
+            let pruned = audit::prune(&pool, config.audit.retention()).await?;
+            match pruned.upto_seq {
+                Some(upto) => println!("removed {} audit events, up to #{upto}", pruned.removed),
+                None => println!("no audit event is older than {} days", config.audit.retention_days),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
@@ -156,6 +208,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     maintenance::spawn(pool.clone());
     let state = AppState::new(config, pool).await?;
     let config = state.config.clone();
+    state.audit.record(config_loaded(&config));
     let server = Server::bind(&config, http::router(state))?;
     let base = config.server.public_url.as_str().trim_end_matches('/');
     tracing::info!(
@@ -169,6 +222,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(http = %addr, "redirecting plain HTTP to HTTPS");
     }
     server.run(server::shutdown_signal()).await
+}
+
+/// The security posture the service starts with, for the audit trail: no
+/// secret, only what an auditor asks first.
+fn config_loaded(config: &Config) -> Event {
+    let problems: Vec<&str> = config.production_problems().iter().map(|problem| problem.key).collect();
+    Event::new("config.loaded", Outcome::Success)
+        .actor(Actor::system())
+        .detail("env", config.env.to_string())
+        .detail("production_problems", problems)
+        .detail("public_url", config.server.public_url.as_str())
+        .detail("require_verified_email", config.auth.require_verified_email)
+        .detail("oidc", config.oidc.issuer.as_ref().map(url::Url::as_str))
+        .detail("rate_limits_shared", config.rate_limit.redis_url.is_some())
+        .detail("trusted_proxies", config.server.trusted_proxies.len())
 }
 
 async fn create_admin(

@@ -62,6 +62,7 @@ pub struct Config {
     pub oidc: OidcConfig,
     pub mail: MailConfig,
     pub rate_limit: RateLimitConfig,
+    pub audit: AuditConfig,
     pub log: LogConfig,
     pub cors: CorsConfig,
 }
@@ -192,6 +193,29 @@ pub struct RateLimitConfig {
     /// A failing Redis is logged at most once per this interval.
     #[serde(rename = "failure_log_interval_secs", with = "seconds")]
     pub failure_log_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Events that may wait for the database writer; more are dropped,
+    /// counted and logged (the log line on the `audit` target stays).
+    pub queue_capacity: usize,
+    /// Denials and rate-limit events are written once per window for each
+    /// source and actor, with a count.
+    #[serde(rename = "flood_window_secs", with = "seconds")]
+    pub flood_window: Duration,
+    /// Sources counted apart in one window; the rest share one row.
+    pub max_flood_sources: usize,
+    /// `prune-audit` removes the events older than this many days.
+    pub retention_days: u32,
+}
+
+impl AuditConfig {
+    #[must_use]
+    pub fn retention(&self) -> Duration {
+        Duration::from_hours(u64::from(self.retention_days) * 24)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -534,6 +558,11 @@ impl Config {
             "must be at least 1",
         )?;
         self.validate_rate_limit()?;
+        let audit = &self.audit;
+        check(audit.queue_capacity >= 1, "audit.queue_capacity", "must be at least 1")?;
+        check_secs(audit.flood_window, 1..=3600, "audit.flood_window_secs")?;
+        check(audit.max_flood_sources >= 1, "audit.max_flood_sources", "must be at least 1")?;
+        check(audit.retention_days >= 1, "audit.retention_days", "must be at least 1")?;
         check_secs(self.oidc.connect_timeout, 1..=60, "oidc.connect_timeout_secs")?;
         check_secs(self.oidc.request_timeout, 1..=60, "oidc.request_timeout_secs")?;
         check(

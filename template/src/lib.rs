@@ -4,6 +4,7 @@
 //! them into the middleware stack in one visible place.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod cli;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub auth: Arc<auth::Auth>,
     pub mail: Arc<mail::Mailer>,
     pub rate_limits: Arc<rate_limit::RateLimiter>,
+    pub audit: Arc<audit::Auditor>,
 }
 
 impl AppState {
@@ -39,6 +41,7 @@ impl AppState {
             auth: Arc::new(auth::Auth::new(&config).await?),
             mail: Arc::new(mail::Mailer::start(&config, db.clone())?),
             rate_limits: Arc::new(rate_limit::RateLimiter::new(&config.rate_limit)?),
+            audit: audit::Auditor::start(&config.audit, db.clone()),
             config,
             db,
         })

@@ -13,6 +13,7 @@ use super::{
     verification,
 };
 use crate::{
+    audit::{self, Actor, Auditor, Event, Outcome},
     authz::Role,
     db::{
         self, Pool,
@@ -71,6 +72,7 @@ pub struct Account {
 pub async fn register(
     db: &Pool,
     auth: &Auth,
+    audit: &Auditor,
     mailer: &Mailer,
     registration: Registration,
 ) -> Result<(), AuthError> {
@@ -85,9 +87,13 @@ pub async fn register(
         roles: &[Role::User],
         email_verified: false,
     };
-    match db::users::insert(db, new_user).await? {
-        Some(user) => verification::send_link(db, mailer, user.id, &registration.email).await,
-        None => Ok(mailer.send(&registration.email, Message::RegistrationNotice).await?),
+    let registered = Event::new("account.registered", Outcome::Success);
+    if let Some(user) = db::users::insert(db, new_user).await? {
+        audit.record(registered.on_account(user.id));
+        verification::send_link(db, mailer, user.id, &registration.email).await
+    } else {
+        audit.record(registered.failed("address_taken"));
+        Ok(mailer.send(&registration.email, Message::RegistrationNotice).await?)
     }
 }
 
@@ -100,26 +106,45 @@ pub async fn register(
 pub async fn login(
     db: &Pool,
     auth: &Auth,
+    audit: &Auditor,
     email: &Email,
     password: &Password,
     client: IpAddr,
 ) -> Result<TokenPair, AuthError> {
     let hashing = auth.hasher.admit()?;
-    let user = db::users::find_by_email(db, email).await?.filter(|user| user.disabled_at.is_none());
+    let found = db::users::find_by_email(db, email).await?;
+    let disabled = found.as_ref().is_some_and(|user| user.disabled_at.is_some());
+    let user = found.filter(|user| user.disabled_at.is_none());
     let checked = match &user {
         Some(user) => auth.throttle.reserve(db, user.id, client).await?,
         None => false,
     };
     let stored = user.as_ref().filter(|_| checked).and_then(|user| user.password_hash.as_deref());
     let verification = hashing.verify(password, stored).await?;
+    // The reason says what stopped the login, never which of the email
+    // and the password was wrong.
+    let failed = Event::new("auth.login.failed", Outcome::Failure).actor(Actor::anonymous().by("password"));
+    let exists = user.is_some();
     let Some(user) = user.filter(|_| checked) else {
+        let reason = match (disabled, exists) {
+            (true, _) => "disabled",
+            (false, true) => "throttled",
+            (false, false) => "credentials",
+        };
+        audit.record(failed.failed(reason));
         return Err(AuthError::InvalidCredentials);
     };
     if verification == Verification::Mismatch {
         // The reserved check stays counted: it was a failed guess.
+        audit.record(failed.failed("credentials"));
         return Err(AuthError::InvalidCredentials);
     }
     auth.throttle.succeeded(db, user.id, client).await?;
+    audit.record(
+        Event::new("auth.login.succeeded", Outcome::Success)
+            .actor(Actor::account(user.id).by("password"))
+            .on_account(user.id),
+    );
     if verification == Verification::MatchNeedsRehash {
         let upgraded = hashing.hash(password).await?;
         db::users::set_password_hash(db, user.id, &upgraded).await?;
@@ -158,7 +183,12 @@ pub async fn change_password(
     let mut tx = db.begin().await?;
     sessions::end_all_in(&mut tx, user_id).await?;
     db::users::set_password_hash(&mut *tx, user_id, &hash).await?;
+    let changed = Event::new("account.password_changed", Outcome::Success)
+        .actor(Actor::account(user_id).by("password"))
+        .on_account(user_id);
+    let audited = audit::append_in(&mut tx, changed).await?;
     tx.commit().await?;
+    audited.log();
     Ok(())
 }
 

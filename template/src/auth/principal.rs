@@ -83,6 +83,9 @@ pub struct Principal {
     pub roles: Vec<Role>,
     pub scopes: Vec<String>,
     pub method: AuthMethod,
+    /// The OAuth client the provider issued the token to (provider tokens
+    /// only), for the audit trail.
+    pub client: Option<String>,
     /// Whether the account proved its address (callers without an account
     /// here have none to prove).
     pub email_verified: bool,
@@ -129,13 +132,19 @@ pub async fn authenticate(auth: &Auth, db: &Pool, token: &str) -> Result<Princip
                 Some(user_id) => {
                     // The provider's token is the provider's to revoke; here
                     // the account must be active, with its roles.
-                    let granted = Granted { session: None, roles: caller.roles, scopes: caller.scopes };
+                    let granted = Granted {
+                        session: None,
+                        roles: caller.roles,
+                        scopes: caller.scopes,
+                        client: caller.client,
+                    };
                     for_account(db, user_id, granted, AuthMethod::ProviderToken).await
                 }
                 None => Ok(Principal {
                     subject: Subject::External(caller.subject),
                     roles: caller.roles,
                     scopes: caller.scopes,
+                    client: caller.client,
                     email_verified: true,
                     method: if caller.client_credentials {
                         AuthMethod::ClientCredentials
@@ -153,7 +162,7 @@ pub async fn authenticate(auth: &Auth, db: &Pool, token: &str) -> Result<Princip
                 AuthMethod::from_amr(&claims.amr).ok_or_else(|| refused("unknown amr".to_owned()))?;
             let scopes = claims.scope.split_whitespace().map(str::to_owned).collect();
             // The token's own roles are ignored: the account's count.
-            let granted = Granted { session: Some(session), roles: Vec::new(), scopes };
+            let granted = Granted { session: Some(session), roles: Vec::new(), scopes, client: None };
             for_account(db, user_id, granted, method).await
         }
     }
@@ -166,6 +175,7 @@ struct Granted {
     /// Roles from outside the account (a provider's `role_map`).
     roles: Vec<Role>,
     scopes: Vec<String>,
+    client: Option<String>,
 }
 
 /// The principal for a token of an account, as the account stands now.
@@ -202,6 +212,7 @@ async fn for_account(
         roles,
         scopes,
         method,
+        client: granted.client,
         email_verified: account.email_verified,
     })
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{Auth, AuthError, random_token, sessions, sha256, throttle, unix_now};
 use crate::{
+    audit::{self, Actor, Event, Outcome},
     db::{self, Pool, email_tokens::Purpose},
     domain::{Email, Password},
     mail::{Mailer, Message},
@@ -70,9 +71,13 @@ pub async fn confirm(
     sessions::end_all_in(&mut tx, link.user_id).await?;
     db::users::set_password_hash(&mut *tx, link.user_id, &hash).await?;
     db::users::mark_email_verified(&mut *tx, link.user_id).await?;
+    let reset = Event::new("account.password_reset", Outcome::Success)
+        .actor(Actor::account(link.user_id).by("email_link"))
+        .on_account(link.user_id);
+    let audited = audit::append_in(&mut tx, reset).await?;
     tx.commit().await?;
+    audited.log();
     throttle::unlock(db, link.user_id).await?;
     mailer.send(&email, Message::PasswordChanged).await?;
-    tracing::info!(user_id = %link.user_id, "password reset");
     Ok(())
 }

@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use super::{AuthError, AuthMethod, random_token, sha256, tokens::Grant};
 use crate::{
+    audit::{Actor, Auditor, Event, Outcome},
     authz,
     db::{self, Pool, Tx, refresh_tokens::NewRefreshToken},
 };
@@ -79,7 +80,12 @@ pub async fn start(
 }
 
 /// Exchanges a refresh token for a new pair, detecting reuse.
-pub async fn refresh(db: &Pool, auth: &super::Auth, presented: &str) -> Result<TokenPair, AuthError> {
+pub async fn refresh(
+    db: &Pool,
+    auth: &super::Auth,
+    audit: &Auditor,
+    presented: &str,
+) -> Result<TokenPair, AuthError> {
     let Some(found) = db::refresh_tokens::find_by_hash(db, &sha256(presented)).await? else {
         return Err(AuthError::InvalidRefreshToken);
     };
@@ -94,9 +100,14 @@ pub async fn refresh(db: &Pool, auth: &super::Auth, presented: &str) -> Result<T
         return Err(AuthError::InvalidRefreshToken);
     }
     if row.used_at.is_some() {
-        tracing::warn!(user_id = %row.user_id, family_id = %row.family_id, "refresh token reuse detected: revoking the session");
         db::refresh_tokens::revoke_family(&mut *tx, row.family_id).await?;
         tx.commit().await?;
+        audit.record(
+            Event::new("auth.refresh.reuse_detected", Outcome::Denied)
+                .on_account(row.user_id)
+                .detail("session", row.family_id.to_string())
+                .detail("action", "session revoked"),
+        );
         return Err(AuthError::InvalidRefreshToken);
     }
     let now = OffsetDateTime::now_utc();
@@ -129,26 +140,39 @@ pub async fn refresh(db: &Pool, auth: &super::Auth, presented: &str) -> Result<T
     )
     .await?;
     tx.commit().await?;
+    audit.record(
+        Event::new("auth.token.refreshed", Outcome::Success)
+            .actor(Actor::account(row.user_id).by(method.as_str()))
+            .on_account(row.user_id)
+            .detail("session", row.family_id.to_string()),
+    );
     token_pair(db, auth, row.user_id, row.family_id, method, refresh_token).await
 }
 
 /// Ends the session the token belongs to. Unknown tokens are ignored: logout
 /// is idempotent and tells nothing about which tokens exist.
-pub async fn end(db: &Pool, presented: &str) -> Result<(), AuthError> {
+pub async fn end(db: &Pool, audit: &Auditor, presented: &str) -> Result<(), AuthError> {
     if let Some(row) = db::refresh_tokens::find_by_hash(db, &sha256(presented)).await? {
         let mut tx = db.begin().await?;
         db::users::lock(&mut tx, row.user_id).await?;
         db::refresh_tokens::revoke_family(&mut *tx, row.family_id).await?;
         tx.commit().await?;
+        audit.record(
+            Event::new("auth.logout", Outcome::Success)
+                .actor(Actor::account(row.user_id).by("refresh_token"))
+                .on_account(row.user_id)
+                .detail("session", row.family_id.to_string()),
+        );
     }
     Ok(())
 }
 
 /// Ends every session of a user, with their access tokens.
-pub async fn end_all(db: &Pool, user_id: Uuid) -> Result<(), AuthError> {
+pub async fn end_all(db: &Pool, audit: &Auditor, user_id: Uuid, by: Actor) -> Result<(), AuthError> {
     let mut tx = db.begin().await?;
     end_all_in(&mut tx, user_id).await?;
     tx.commit().await?;
+    audit.record(Event::new("auth.logout_all", Outcome::Success).actor(by).on_account(user_id));
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{Auth, AuthError, Principal, password::Verification, random_token, sha256, unix_now};
 use crate::{
+    audit::{self, Actor, Auditor, Event, Outcome},
     db::{self, Pool, email_tokens::Purpose},
     domain::{Email, Password},
     mail::{Mailer, Message},
@@ -47,16 +48,25 @@ pub(crate) async fn send_link(
     Ok(())
 }
 
-/// Follows a link: the address it proves becomes the account's, verified.
+/// Follows a link: the address it proves becomes the account's, verified;
+/// recorded in the audit trail with the change.
 pub async fn confirm(db: &Pool, token: &str) -> Result<(), VerificationError> {
-    let link = db::email_tokens::take(db, &sha256(token), Purpose::Verify)
+    let mut tx = db.begin().await?;
+    let link = db::email_tokens::take(&mut *tx, &sha256(token), Purpose::Verify)
         .await?
         .filter(|link| link.expires_at >= i64::try_from(unix_now()).unwrap_or(i64::MAX))
         .ok_or(VerificationError::InvalidLink)?;
-    if !db::users::confirm_email(db, link.user_id, &link.email).await? {
+    let user = db::users::find_by_id(&mut *tx, link.user_id).await?.ok_or(VerificationError::InvalidLink)?;
+    if !db::users::confirm_email(&mut *tx, link.user_id, &link.email).await? {
         return Err(VerificationError::AddressTaken);
     }
-    tracing::info!(user_id = %link.user_id, "email address verified");
+    let name = if user.email == link.email { "account.email_verified" } else { "account.email_changed" };
+    let event = Event::new(name, Outcome::Success)
+        .actor(Actor::account(link.user_id).by("email_link"))
+        .on_account(link.user_id);
+    let audited = audit::append_in(&mut tx, event).await?;
+    tx.commit().await?;
+    audited.log();
     Ok(())
 }
 
@@ -72,6 +82,12 @@ pub async fn resend(db: &Pool, mailer: &Mailer, principal: &Principal) -> Result
     send_link(db, mailer, user_id, &email).await
 }
 
+/// What moving an account to another address asks for.
+pub struct EmailChange<'a> {
+    pub current_password: &'a Password,
+    pub new_email: &'a Email,
+}
+
 /// Asks to move the caller's account to `new_email`, proven by the current
 /// password (checked under the login throttle, like a password change). The
 /// new address gets a link, or, when another account has it, a notice; the
@@ -79,20 +95,26 @@ pub async fn resend(db: &Pool, mailer: &Mailer, principal: &Principal) -> Result
 pub async fn change_email(
     db: &Pool,
     auth: &Auth,
+    audit: &Auditor,
     mailer: &Mailer,
     user_id: Uuid,
     client: IpAddr,
-    current_password: &Password,
-    new_email: &Email,
+    change: EmailChange<'_>,
 ) -> Result<(), AuthError> {
+    let EmailChange { current_password, new_email } = change;
     let hashing = auth.hasher.admit()?;
     let user = db::users::find_by_id(db, user_id).await?.ok_or(AuthError::UnknownAccount)?;
     let checked = auth.throttle.reserve(db, user_id, client).await?;
     let stored = user.password_hash.as_deref().filter(|_| checked);
+    let requested = Event::new("account.email_change.requested", Outcome::Success)
+        .actor(Actor::account(user_id).by("password"))
+        .on_account(user_id);
     if hashing.verify(current_password, stored).await? == Verification::Mismatch {
+        audit.record(requested.failed(if checked { "credentials" } else { "throttled" }));
         return Err(AuthError::WrongCurrentPassword);
     }
     auth.throttle.succeeded(db, user_id, client).await?;
+    audit.record(requested);
     let old_email =
         Email::try_from(user.email).map_err(|reason| anyhow::anyhow!("stored email: {reason}"))?;
     if *new_email == old_email {

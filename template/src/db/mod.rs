@@ -2,6 +2,7 @@
 //! backends (the sqlx driver, connection settings, creating the database)
 //! lives in `backend`, so the rest of the code names neither.
 
+pub mod audit;
 mod backend;
 pub mod email_tokens;
 pub mod identities;

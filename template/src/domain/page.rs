@@ -87,20 +87,30 @@ impl PageQuery {
     /// The page made of `rows` (fetched with `rows_to_fetch`, ordered by
     /// `id`): at most `limit` items, and where the next page starts.
     #[must_use]
-    pub fn page<T>(&self, mut rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> Page<T> {
-        let limit = self.limit() as usize;
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next_after = if more { rows.last().map(id) } else { None };
-        Page { items: rows, next_after }
+    pub fn page<T>(&self, rows: Vec<T>, id: impl Fn(&T) -> Uuid) -> Page<T> {
+        Page::of(rows, self.limit(), id)
     }
 }
 
-/// One page of a list, and the `after` of the next one (`None` on the last).
+/// One page of a list, and the `after` of the next one (`None` on the
+/// last); `K` is the key the list is ordered by.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Page<T> {
+pub struct Page<T, K = Uuid> {
     pub items: Vec<T>,
-    pub next_after: Option<Uuid>,
+    pub next_after: Option<K>,
+}
+
+impl<T, K> Page<T, K> {
+    /// The page made of `rows`, fetched as `limit + 1` rows ordered by
+    /// `key`: the extra row only tells that another page follows.
+    #[must_use]
+    pub fn of(mut rows: Vec<T>, limit: u32, key: impl Fn(&T) -> K) -> Self {
+        let limit = limit as usize;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next_after = if more { rows.last().map(key) } else { None };
+        Self { items: rows, next_after }
+    }
 }
 
 #[cfg(test)]

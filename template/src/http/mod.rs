@@ -1,6 +1,7 @@
 //! The HTTP surface: the routes, the OpenAPI document and, in one place, the
 //! middleware stack every request passes through.
 
+mod audit_context;
 mod bearer;
 mod body_limit;
 pub mod client_address;
@@ -82,7 +83,7 @@ pub fn router(state: AppState) -> Router {
 /// Outermost first. Why this order: credentials are marked sensitive before
 /// anything could log them; the request id exists before the span that
 /// records it, and the client address is resolved inside that span so that
-/// every line of the request names it; headers and the error renderer sit
+/// every line of the request names it, and audit events too; headers and the error renderer sit
 /// above every layer that can answer on its own (CORS preflights, panics,
 /// timeouts, limits), so those answers get security headers and the error
 /// shape too; cheap rejections (size, concurrency) come before any handler
@@ -102,6 +103,7 @@ pub fn with_middleware(app: Router, config: &Config) -> Router {
             .layer(from_fn(request_id::middleware))
             .layer(trace::layer())
             .layer(from_fn_with_state(Arc::new(server.clone()), client_address::middleware))
+            .layer(from_fn(audit_context::middleware))
             .layer(headers::security_headers())
             .layer(headers::cors(&config.cors))
             .layer(from_fn(error::render))

@@ -12,6 +12,7 @@ use axum::{
 use super::{ApiError, client_address::ClientAddr, rate_limit::RouteLimit};
 use crate::{
     AppState,
+    audit::{Actor, Event, Outcome},
     auth::Principal,
     authz::{self, Access, RoutePolicy},
     rate_limit::{Class, Key},
@@ -37,7 +38,7 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
             HeaderValue::from_str(&allowed.join(",")).unwrap_or_else(|_| HeaderValue::from_static(""));
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, allow)]).into_response();
     };
-    let limit = RouteLimit::new(state.rate_limits.clone(), policy.limit);
+    let limit = RouteLimit::new(state.rate_limits.clone(), state.audit.clone(), policy.limit);
     request.extensions_mut().insert(limit.clone());
     let mut response = match admit(&state, policy, &limit, request).await {
         Ok(request) => next.run(request).await,
@@ -67,6 +68,7 @@ async fn admit(
         return Ok(request);
     }
     let (mut parts, body) = request.into_parts();
+    let route = || format!("{} {}", policy.method, policy.path);
     let principal = match Principal::from_request_parts(&mut parts, state).await {
         Ok(principal) => principal,
         Err(rejection) => {
@@ -74,15 +76,24 @@ async fn admit(
             if policy.limit == Class::Authenticated {
                 limit.charge_as(Class::Anonymous, Key::Address(client)).await?;
             }
+            let rejected = Event::new("auth.token.rejected", Outcome::Denied).target("route", route());
+            state.audit.record_flood(rejected);
             return Err(rejection);
         }
     };
     limit.charge_subject(&principal.subject).await?;
+    let denied = || {
+        Event::new("access.denied", Outcome::Denied)
+            .actor(Actor::principal(&principal))
+            .target("route", route())
+    };
     if !policy.access.allows(&principal) {
+        state.audit.record_flood(denied().detail("reason", "not_allowed"));
         return Err(ApiError::Forbidden);
     }
     let unproven = state.config.auth.require_verified_email && !principal.email_verified;
     if unproven && !policy.before_verification {
+        state.audit.record_flood(denied().detail("reason", "email_not_verified"));
         return Err(ApiError::EmailNotVerified);
     }
     Ok(Request::from_parts(parts, body))

@@ -22,6 +22,7 @@ use axum::{
 
 use super::ApiError;
 use crate::{
+    audit::{Auditor, Event, Outcome},
     auth::Subject,
     domain::Email,
     rate_limit::{Charge, Class, Key, RateLimiter},
@@ -36,14 +37,15 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 #[derive(Clone)]
 pub struct RouteLimit {
     limiter: Arc<RateLimiter>,
+    audit: Arc<Auditor>,
     class: Class,
     charges: Arc<Mutex<Vec<Charge>>>,
 }
 
 impl RouteLimit {
     #[must_use]
-    pub fn new(limiter: Arc<RateLimiter>, class: Class) -> Self {
-        Self { limiter, class, charges: Arc::default() }
+    pub fn new(limiter: Arc<RateLimiter>, audit: Arc<Auditor>, class: Class) -> Self {
+        Self { limiter, audit, class, charges: Arc::default() }
     }
 
     /// Counts the request against the account `email` names, whether or
@@ -69,17 +71,22 @@ impl RouteLimit {
 
     /// Counts the request against `key` in `class`, which may differ from
     /// the route's (a bad token on an authenticated route costs its address
-    /// anonymous quota). Refused: 429 with `Retry-After`.
+    /// anonymous quota). Refused: 429 with `Retry-After`, and an event in the
+    /// audit trail (aggregated per source: a flood of refusals stays small).
     pub async fn charge_as(&self, class: Class, key: Key<'_>) -> Result<(), ApiError> {
         let Some(charge) = self.limiter.charge(class, key).await.map_err(|_| ApiError::Overloaded)? else {
             return Ok(());
         };
         self.charges.lock().unwrap_or_else(PoisonError::into_inner).push(charge);
         if charge.decision.allowed {
-            Ok(())
-        } else {
-            Err(ApiError::RateLimited { retry_after_secs: seconds(charge.decision.reset_ms) })
+            return Ok(());
         }
+        let exceeded = Event::new("rate_limit.exceeded", Outcome::Denied).detail("class", class.name());
+        self.audit.record_flood(match key {
+            Key::Account(_) => exceeded.detail("key", "account"),
+            Key::Address(_) => exceeded.detail("key", "address"),
+        });
+        Err(ApiError::RateLimited { retry_after_secs: seconds(charge.decision.reset_ms) })
     }
 
     /// Writes the header fields for the charges made: every policy that

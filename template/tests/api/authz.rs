@@ -188,6 +188,7 @@ fn matrix() -> Vec<Row> {
         row("PUT", "/api/v1/admin/users/{user}/roles", roles(), [401, 403, 403, 200]),
         row("POST", "/api/v1/admin/users/{user}/disable", None, [401, 403, 403, 204]),
         row("POST", "/api/v1/admin/users/{user}/unlock", None, [401, 403, 403, 204]),
+        row("GET", "/api/v1/admin/audit", None, [401, 403, 403, 200]),
         row("POST", "/api/v1/auth/oidc/link", None, [401, 404, 404, 404]),
     ]
 }

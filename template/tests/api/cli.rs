@@ -11,7 +11,7 @@ use serde_json::json;
 use sqlx::ConnectOptions;
 
 use crate::{
-    BIN,
+    BIN, audit,
     helpers::{PASSWORD, TestApp},
 };
 
@@ -226,6 +226,30 @@ async fn unlock_account_lifts_the_login_throttle(pool: Pool) {
         against(&pool, &data, &["unlock-account", "--email", "ann@example.com"]).output().expect("runs");
     assert!(unlocked.status.success(), "{}", stderr(&unlocked));
     assert_eq!(app.post_from(from, "/api/v1/auth/login", None, &right).await.status.as_u16(), 200);
+    let recorded = audit::event(&pool, "admin.account_unlocked").await;
+    assert_eq!(recorded.actor_kind, "system", "the command line acts as the system");
+}
+
+/// A key rotation and the posture the service starts with are in the audit
+/// trail: an auditor's first questions.
+#[sqlx::test]
+async fn key_rotations_and_start_up_are_recorded_in_the_audit_trail(pool: Pool) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let rotated = against(&pool, &data, &["rotate-keys", "--stage"]).output().expect("runs");
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert_eq!(audit::details(&audit::event(&pool, "keys.rotated").await)["step"], "stage");
+
+    let mut serve = against(&pool, &data, &["serve"]);
+    serve.env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0").env("APP_LOG__FORMAT", "json");
+    let mut child = serve.spawn().expect("spawn");
+    let started = audit::event(&pool, "config.loaded").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let posture = audit::details(&started);
+    assert_eq!((started.actor_kind.as_str(), &posture["env"]), ("system", &json!("development")));
+    let problems = posture["production_problems"].as_array().expect("a list of keys");
+    assert!(problems.contains(&json!("tls.cert_path")), "{posture}");
+    assert!(!started.details.contains("postgres://") && !started.details.contains("sqlite:"), "no URL");
 }
 
 /// Development mode is the default, so that a laptop needs no settings; a

@@ -79,6 +79,11 @@ impl TestApp {
         Self { router: full_router(pool.clone(), config).await, pool: Some(pool) }
     }
 
+    /// The real router on `state`, for tests that reach into the services.
+    pub fn with_state(state: AppState) -> Self {
+        Self { pool: Some(state.db.clone()), router: http::router(state) }
+    }
+
     /// Test-only routes (slow, panicking, …) wrapped in the production
     /// middleware stack.
     pub fn probe(routes: Router, config: &Config) -> Self {

@@ -10,6 +10,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_{{project-name}}");
 
 mod accounts;
 mod admin;
+mod audit;
 mod authz;
 mod cli;
 mod email;

@@ -17,7 +17,10 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, TestResponse, TokenPair, config_with};
+use crate::{
+    audit,
+    helpers::{PASSWORD, TestApp, TestResponse, TokenPair, config_with},
+};
 
 /// What the app calls itself in these tests; the provider redirects the
 /// browser here, and the tests hand that redirect to the in-process app.
@@ -229,10 +232,13 @@ async fn client_credentials_token(provider: &OidcProvider, resource: &str) -> St
 #[sqlx::test]
 async fn login_at_the_provider_issues_this_services_tokens(pool: Pool) {
     let Some(provider) = provider() else { return };
-    let app = app(pool, &provider).await;
+    let app = app(pool.clone(), &provider).await;
     let tokens = log_in_through_provider(&app, "alice").await;
 
     let me = app.get_as("/api/v1/me", &tokens.access).await.json();
+    let logged_in = audit::event(&pool, "auth.oidc.login.succeeded").await;
+    assert_eq!(logged_in.actor_id.as_deref(), me["subject"].as_str(), "the audit trail names the account");
+    assert_eq!(logged_in.actor_method.as_deref(), Some("oidc"));
     assert_eq!(me["auth_method"], "oidc");
     assert_eq!(me["account"]["email"], "alice@example.com");
     assert_eq!(me["account"]["display_name"], "Test alice");
@@ -257,7 +263,7 @@ fn query_param(path: &str, name: &str) -> String {
 #[sqlx::test]
 async fn the_login_state_works_once_and_only_in_the_browser_that_started_it(pool: Pool) {
     let Some(provider) = provider() else { return };
-    let app = app(pool, &provider).await;
+    let app = app(pool.clone(), &provider).await;
     let refused_state = |response: TestResponse| {
         let error = response.assert_error(StatusCode::BAD_REQUEST, "BAD_REQUEST");
         assert_eq!(error["message"], STATE_REFUSED);
@@ -280,6 +286,8 @@ async fn the_login_state_works_once_and_only_in_the_browser_that_started_it(pool
     refused_state(callback(&app, &replay, Some(&cookie)).await);
 
     refused_state(callback(&app, "/api/v1/auth/oidc/callback?code=x&state=made-up", Some(&cookie)).await);
+    let failed = audit::events(&pool, "auth.oidc.login.failed", 3).await;
+    assert!(failed.iter().all(|row| audit::details(row)["reason"] == "invalid_state"), "{failed:?}");
 }
 
 /// Pre-registration takeover: anyone can register an address they do not
@@ -337,7 +345,7 @@ async fn accounts_without_a_password_or_verified_here_link_by_verified_email(poo
 #[sqlx::test]
 async fn linking_while_logged_in_joins_the_identity_and_ends_other_sessions(pool: Pool) {
     let Some(provider) = provider() else { return };
-    let app = app(pool, &provider).await;
+    let app = app(pool.clone(), &provider).await;
     let carol = app.register("carol@example.com").await;
     let before = app.login("carol@example.com", PASSWORD).await;
 
@@ -351,6 +359,9 @@ async fn linking_while_logged_in_joins_the_identity_and_ends_other_sessions(pool
     let pair = linked.json();
     let me = app.get_as("/api/v1/me", pair["access_token"].as_str().expect("token")).await.json();
     assert_eq!(me["subject"], carol["id"]);
+    let link = audit::event(&pool, "account.identity_linked").await;
+    assert_eq!(link.target_id.as_deref(), carol["id"].as_str());
+    assert_eq!(audit::details(&link)["by"], "signed_in");
 
     app.refresh(&before.refresh).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_REFRESH_TOKEN");
     app.get_as("/api/v1/me", &before.access).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");

@@ -35,6 +35,7 @@ use url::Url;
 
 use super::Oidc;
 use crate::{
+    audit::{self, Actor, Auditor, Event, Outcome},
     auth::{
         Auth, AuthMethod, random_token,
         sessions::{self, TokenPair},
@@ -77,6 +78,24 @@ pub enum LoginError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl LoginError {
+    /// The reason class the audit trail records.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::NotConfigured => "not_configured",
+            Self::InvalidState => "invalid_state",
+            Self::Refused(_) => "provider_refused",
+            Self::NoEmail => "no_email",
+            Self::UnverifiedEmail => "unverified_email",
+            Self::LinkWhileSignedIn => "link_while_signed_in",
+            Self::IdentityTaken => "identity_taken",
+            Self::TooManyPending => "too_many_pending",
+            Self::Disabled => "disabled",
+            Self::Database(_) | Self::Internal(_) => "error",
+        }
+    }
 }
 
 /// Where to send the browser, and the cookie to set on the way.
@@ -156,11 +175,39 @@ pub async fn start(db: &Pool, oidc: &Oidc, link_to: Option<Uuid>) -> Result<Redi
 pub async fn finish(
     db: &Pool,
     auth: &Auth,
+    audit: &Auditor,
     oidc: &Oidc,
     code: &str,
     state: &str,
     browser_binding: Option<&str>,
 ) -> Result<TokenPair, LoginError> {
+    match complete(db, auth, oidc, code, state, browser_binding).await {
+        Ok((user_id, pair)) => {
+            let event = Event::new("auth.oidc.login.succeeded", Outcome::Success)
+                .actor(Actor::account(user_id).by("oidc"))
+                .on_account(user_id);
+            audit.record(event);
+            Ok(pair)
+        }
+        Err(err) => {
+            let event =
+                Event::new("auth.oidc.login.failed", Outcome::Failure).actor(Actor::anonymous().by("oidc"));
+            audit.record(event.failed(err.reason()));
+            Err(err)
+        }
+    }
+}
+
+/// The callback's work: the account the provider identity logs into, and
+/// its new session.
+async fn complete(
+    db: &Pool,
+    auth: &Auth,
+    oidc: &Oidc,
+    code: &str,
+    state: &str,
+    browser_binding: Option<&str>,
+) -> Result<(Uuid, TokenPair), LoginError> {
     let settings = oidc.client.as_ref().ok_or(LoginError::NotConfigured)?;
     let pending = db::oidc_logins::take(db, &sha256(state)).await?.ok_or(LoginError::InvalidState)?;
     let same_browser = browser_binding.is_some_and(|binding| sha256(binding) == pending.browser_hash);
@@ -200,7 +247,10 @@ pub async fn finish(
     if !active {
         return Err(LoginError::Disabled);
     }
-    sessions::start(db, auth, user_id, AuthMethod::Oidc).await.map_err(|err| LoginError::Internal(err.into()))
+    let pair = sessions::start(db, auth, user_id, AuthMethod::Oidc)
+        .await
+        .map_err(|err| LoginError::Internal(err.into()))?;
+    Ok((user_id, pair))
 }
 
 /// The account for a provider identity (see the module's docs).
@@ -216,8 +266,7 @@ async fn account_for(db: &Pool, issuer: &str, claims: IdClaims) -> Result<Uuid, 
         if user.password_hash.is_some() && user.email_verified_at.is_none() {
             return Err(LoginError::LinkWhileSignedIn);
         }
-        link(db, issuer, &claims.sub, user.id).await?;
-        tracing::info!(user_id = %user.id, issuer, "linked a provider identity to an existing account by verified email");
+        link(db, issuer, &claims.sub, user.id, "verified_email").await?;
         return Ok(user.id);
     }
     let display_name = claims.name.and_then(|name| DisplayName::try_from(name).ok());
@@ -245,8 +294,7 @@ async fn link_signed_in(db: &Pool, issuer: &str, subject: &str, user_id: Uuid) -
         Some(linked) if linked == user_id => Ok(user_id),
         Some(_) => Err(LoginError::IdentityTaken),
         None => {
-            link(db, issuer, subject, user_id).await?;
-            tracing::info!(%user_id, issuer, "linked a provider identity at the account holder's request");
+            link(db, issuer, subject, user_id, "signed_in").await?;
             Ok(user_id)
         }
     }
@@ -254,14 +302,27 @@ async fn link_signed_in(db: &Pool, issuer: &str, subject: &str, user_id: Uuid) -
 
 /// Links the identity to an existing account and ends every session the
 /// account had: whoever held one before the link must prove themselves
-/// again.
-async fn link(db: &Pool, issuer: &str, subject: &str, user_id: Uuid) -> Result<(), LoginError> {
+/// again. `how` says what allowed the link (the audit trail's `details`).
+async fn link(
+    db: &Pool,
+    issuer: &str,
+    subject: &str,
+    user_id: Uuid,
+    how: &'static str,
+) -> Result<(), LoginError> {
     let mut tx = db.begin().await?;
     sessions::end_all_in(&mut tx, user_id).await?;
     if !db::identities::link(&mut *tx, issuer, subject, user_id).await? {
         return Err(LoginError::IdentityTaken);
     }
+    let linked = Event::new("account.identity_linked", Outcome::Success)
+        .actor(Actor::account(user_id).by("oidc"))
+        .on_account(user_id)
+        .detail("issuer", issuer)
+        .detail("by", how);
+    let audited = audit::append_in(&mut tx, linked).await?;
     tx.commit().await?;
+    audited.log();
     Ok(())
 }
 

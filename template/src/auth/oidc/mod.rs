@@ -68,6 +68,8 @@ pub struct ProviderCaller {
     /// This service's roles for the provider's role names.
     pub roles: Vec<Role>,
     pub scopes: Vec<String>,
+    /// The OAuth client the token was issued to.
+    pub client: Option<String>,
     /// A service acting for itself (the client-credentials grant: the
     /// subject is the client).
     pub client_credentials: bool,
@@ -131,6 +133,7 @@ impl Oidc {
             subject: claims.sub,
             account,
             client_credentials,
+            client: claims.client_id,
         })
     }
 

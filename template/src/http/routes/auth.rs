@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     AppState,
+    audit::Actor,
     auth::{
         Principal,
         accounts::{self, Account, Registration},
@@ -118,7 +119,7 @@ pub async fn register(
     limit.charge_email(&request.email).await?;
     let registration =
         Registration { email: request.email, password: request.password, display_name: request.display_name };
-    accounts::register(&state.db, &state.auth, &state.mail, registration).await?;
+    accounts::register(&state.db, &state.auth, &state.audit, &state.mail, registration).await?;
     Ok((StatusCode::ACCEPTED, Json(MAIL_ON_ITS_WAY)))
 }
 
@@ -251,7 +252,10 @@ pub async fn login(
     JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
     limit.charge_email(&request.email).await?;
-    Ok(Json(accounts::login(&state.db, &state.auth, &request.email, &request.password, client).await?))
+    Ok(Json(
+        accounts::login(&state.db, &state.auth, &state.audit, &request.email, &request.password, client)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -278,7 +282,7 @@ pub async fn refresh(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    Ok(Json(sessions::refresh(&state.db, &state.auth, &request.refresh_token).await?))
+    Ok(Json(sessions::refresh(&state.db, &state.auth, &state.audit, &request.refresh_token).await?))
 }
 
 /// End the session a refresh token belongs to.
@@ -295,7 +299,7 @@ pub async fn logout(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode, ApiError> {
-    sessions::end(&state.db, &request.refresh_token).await?;
+    sessions::end(&state.db, &state.audit, &request.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -309,7 +313,7 @@ pub async fn logout(
     ),
 )]
 pub async fn logout_all(State(state): State<AppState>, principal: Principal) -> Result<StatusCode, ApiError> {
-    sessions::end_all(&state.db, principal.user_id()?).await?;
+    sessions::end_all(&state.db, &state.audit, principal.user_id()?, Actor::principal(&principal)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,7 +11,10 @@ use utoipa::ToSchema;
 use super::auth::{Accepted, MAIL_ON_ITS_WAY, UserResponse};
 use crate::{
     AppState,
-    auth::{AuthMethod, Principal, Subject, accounts, verification},
+    auth::{
+        AuthMethod, Principal, Subject, accounts,
+        verification::{self, EmailChange},
+    },
     authz::Role,
     domain::{Email, Password},
     http::{ApiError, ErrorEnvelope, client_address::ClientAddr, extract::JsonBody},
@@ -100,11 +103,11 @@ pub async fn change_email(
     verification::change_email(
         &state.db,
         &state.auth,
+        &state.audit,
         &state.mail,
         user_id,
         client,
-        &request.current_password,
-        &request.new_email,
+        EmailChange { current_password: &request.current_password, new_email: &request.new_email },
     )
     .await?;
     Ok((StatusCode::ACCEPTED, Json(MAIL_ON_ITS_WAY)))

@@ -118,7 +118,9 @@ pub async fn callback(
         return Err(LoginError::Refused(params.error.unwrap_or_else(|| "no code".to_owned())).into());
     };
     let binding = browser_binding(&headers);
-    let pair = login::finish(&state.db, &state.auth, oidc, &code, &state_param, binding.as_deref()).await?;
+    let pair =
+        login::finish(&state.db, &state.auth, &state.audit, oidc, &code, &state_param, binding.as_deref())
+            .await?;
     let expire = format!("{BROWSER_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax");
     Ok(([(header::SET_COOKIE, HeaderValue::from_str(&expire).map_err(anyhow::Error::from)?)], Json(pair))
         .into_response())
