@@ -33,6 +33,8 @@ pub enum AdminError {
     NoSuchAccount,
     #[error("this would leave no active admin")]
     LastAdmin,
+    #[error("administrators cannot disable their own account or drop their own admin role")]
+    OwnAccount,
     #[error("an account with this email exists already")]
     AccountExists,
     #[error("that is not the account's password")]
@@ -72,6 +74,9 @@ pub async fn set_roles(db: &Pool, by: Actor, user_id: Uuid, roles: &[Role]) -> R
     roles.push(Role::User);
     roles.sort();
     roles.dedup();
+    if !roles.contains(&Role::Admin) {
+        refuse_own_account(&by, user_id)?;
+    }
     let mut tx = db.begin().await?;
     let (user, current) = locked_account(&mut tx, user_id).await?;
     if !roles.contains(&Role::Admin) {
@@ -94,6 +99,7 @@ pub async fn set_roles(db: &Pool, by: Actor, user_id: Uuid, roles: &[Role]) -> R
 /// are revoked and its access tokens fail the per-request account check.
 /// Refused for the last active admin.
 pub async fn disable(db: &Pool, by: Actor, user_id: Uuid) -> Result<(), AdminError> {
+    refuse_own_account(&by, user_id)?;
     let mut tx = db.begin().await?;
     let (user, roles) = locked_account(&mut tx, user_id).await?;
     ensure_another_admin_remains(&mut tx, &user, &roles).await?;
@@ -198,6 +204,13 @@ async fn locked_account(tx: &mut Tx<'_>, user_id: Uuid) -> Result<(UserRow, Vec<
     let user = db::users::find_by_id(&mut **tx, user_id).await?.ok_or(AdminError::NoSuchAccount)?;
     let roles = db::users::roles(&mut **tx, user_id).await?;
     Ok((user, roles))
+}
+
+/// An administrator locking themselves out is a slip, not a decision:
+/// another admin must take their role or account away.
+fn refuse_own_account(by: &Actor, user_id: Uuid) -> Result<(), AdminError> {
+    let own = by.kind == "account" && by.id.as_deref() == Some(user_id.to_string().as_str());
+    if own { Err(AdminError::OwnAccount) } else { Ok(()) }
 }
 
 /// The last-admin guard: taking an active admin's role or account away is

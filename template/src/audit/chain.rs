@@ -8,9 +8,6 @@ use sha2::{Digest, Sha256};
 
 use crate::db::{self, Pool, audit::AuditRow};
 
-/// The `prev_hash` of the first row ever.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
 /// Rows read at once while verifying.
 const BATCH: u32 = 1_000;
 
@@ -138,6 +135,9 @@ fn check_link(row: &AuditRow, seq: i64, prev: &str) -> Result<(), Broken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `prev_hash` of the first row ever, as the migration writes it.
+    const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
     fn row(seq: i64, prev: &str) -> AuditRow {
         let mut row = AuditRow {

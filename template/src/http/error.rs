@@ -312,6 +312,10 @@ impl From<AdminError> for ApiError {
     fn from(err: AdminError) -> Self {
         match err {
             AdminError::NoSuchAccount => Self::NotFound,
+            AdminError::OwnAccount => Self::Conflict(
+                "Administrators cannot disable their own account or drop their own admin role; another \
+                 admin must.",
+            ),
             AdminError::LastAdmin => {
                 Self::Conflict("The last active admin cannot lose the admin role or be disabled.")
             }

@@ -82,21 +82,23 @@ async fn roles_set_by_admins_take_effect_at_once_even_on_tokens_already_issued(p
 }
 
 #[sqlx::test]
-async fn the_last_admin_keeps_the_role_and_cannot_be_disabled(pool: Pool) {
+async fn admins_cannot_lock_themselves_out_and_another_admin_may(pool: Pool) {
     let app = TestApp::new(pool.clone()).await;
     let (id, token) = admin(&app, &pool, "admin@example.com").await;
+    let (_, second) = admin(&app, &pool, "second@example.com").await;
+    let own_account =
+        "Administrators cannot disable their own account or drop their own admin role; another admin must.";
     let demote = app
         .call("PUT", &format!("/api/v1/admin/users/{id}/roles"), Some(&token), Some(&json!({"roles": []})))
         .await;
-    demote.assert_error(StatusCode::CONFLICT, "CONFLICT");
+    assert_eq!(demote.assert_error(StatusCode::CONFLICT, "CONFLICT")["message"], own_account);
     let disable = app.post(&format!("/api/v1/admin/users/{id}/disable"), Some(&token), &json!({})).await;
-    disable.assert_error(StatusCode::CONFLICT, "CONFLICT");
+    assert_eq!(disable.assert_error(StatusCode::CONFLICT, "CONFLICT")["message"], own_account);
 
-    let (_, second) = admin(&app, &pool, "second@example.com").await;
     let demoted = app
         .call("PUT", &format!("/api/v1/admin/users/{id}/roles"), Some(&second), Some(&json!({"roles": []})))
         .await;
-    assert_eq!(demoted.status, StatusCode::OK, "with another admin left it is allowed");
+    assert_eq!(demoted.status, StatusCode::OK, "another admin may");
 }
 
 /// Two admins acting on each other at the same moment: the check "is another
