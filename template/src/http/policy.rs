@@ -24,7 +24,8 @@ use crate::{
 /// over it), and, unless the route is public, the caller must
 /// authenticate (401), be allowed (403), and, for most routes, have proven
 /// its address. The verified principal stays with the request, for the
-/// handler to take; every answer tells the rate limit's state.
+/// handler to take; every answer tells the rate limit's state, and every
+/// refusal is counted into the audit trail (aggregated: `audit`).
 pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let path = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or_default();
     let Some(policy) = authz::policy(request.method().as_str(), path) else {
