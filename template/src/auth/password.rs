@@ -2,16 +2,19 @@
 //! hashes at once, and the policy for new passwords (NIST SP 800-63B).
 
 use std::{
+    cell::RefCell,
     collections::HashSet,
-    sync::{Arc, LazyLock},
+    panic::{self, AssertUnwindSafe},
+    sync::{Arc, LazyLock, Mutex, PoisonError, mpsc},
+    thread,
 };
 
 use anyhow::Context;
 use argon2::{
-    Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version,
-    password_hash::phc::PasswordHash,
+    Algorithm, Argon2, Block, Params, Version,
+    password_hash::phc::{Output, ParamsString, PasswordHash, Salt},
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::domain::{Email, Password};
 
@@ -23,15 +26,19 @@ const LANES: u32 = 1;
 /// Hashes and verifies passwords.
 ///
 /// Each hash takes tens of milliseconds of CPU and 19 MiB of memory, so it
-/// runs on the blocking pool, never on an async worker, and at most
-/// `max_concurrent` run at once. Before any work, a request must be
+/// runs on one of `max_concurrent` threads of its own, never on an async
+/// worker. A fixed set of threads also bounds the memory: the allocator
+/// keeps a freed 19 MiB block for the thread that used it, so hashing on
+/// the blocking pool's ever-changing threads grew the process by 19 MiB a
+/// thread (564 MiB after a login benchmark), and now stays at
+/// `max_concurrent` × 19 MiB. Before any work, a request must be
 /// admitted (`admit`): at most `max_queued` more may wait for their turn,
 /// and a request beyond that is refused at once, so a login flood is shed
 /// instead of holding request slots that every other route needs.
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    running: Arc<Semaphore>,
+    threads: HashingThreads,
     admitted: Arc<Semaphore>,
     /// A real hash of a random password: verified when the account does not
     /// exist, so that "no such user" takes as long as "wrong password".
@@ -66,7 +73,7 @@ impl PasswordHasher {
         let running = max_concurrent.max(1);
         let hasher = Self {
             params,
-            running: Arc::new(Semaphore::new(running)),
+            threads: HashingThreads::start(running)?,
             admitted: Arc::new(Semaphore::new(running + max_queued.max(1))),
             dummy_hash: Arc::from(""),
         };
@@ -81,20 +88,56 @@ impl PasswordHasher {
         Ok(Admitted { hasher: self, _place: place })
     }
 
-    fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-    }
-
     async fn run_blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let permit = self.running.clone().acquire_owned().await?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await?
+        self.threads.run(work).await
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads that hash, fed by one queue: a job waits in it until a
+/// thread is free. They stop when the last `PasswordHasher` is dropped.
+#[derive(Clone)]
+struct HashingThreads {
+    queue: mpsc::Sender<Job>,
+}
+
+impl HashingThreads {
+    fn start(count: usize) -> anyhow::Result<Self> {
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        for n in 0..count {
+            let jobs = jobs.clone();
+            thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while taking a job, never while hashing.
+                        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        let Ok(job) = job else { return };
+                        // A panicking hash fails its caller, not the thread.
+                        let _ = panic::catch_unwind(AssertUnwindSafe(job));
+                    }
+                })
+                .context("starting a hashing thread")?;
+        }
+        Ok(Self { queue })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (done, result) = oneshot::channel();
+        self.queue
+            .send(Box::new(move || {
+                let _ = done.send(work());
+            }))
+            .map_err(|_| anyhow::anyhow!("the hashing threads stopped"))?;
+        result.await.context("a hashing thread stopped mid-hash")?
     }
 }
 
@@ -106,15 +149,8 @@ impl Admitted<'_> {
     }
 
     async fn hash_str(&self, password: String) -> anyhow::Result<String> {
-        let argon2 = self.hasher.argon2();
-        self.hasher
-            .run_blocking(move || {
-                argon2
-                    .hash_password(password.as_bytes())
-                    .map(|hash| hash.to_string())
-                    .map_err(|err| anyhow::anyhow!("hashing a password: {err}"))
-            })
-            .await
+        let params = self.hasher.params.clone();
+        self.hasher.run_blocking(move || hash_phc(&params, password.as_bytes())).await
     }
 
     /// Checks `password` against `stored`, or against a dummy hash when there
@@ -125,13 +161,12 @@ impl Admitted<'_> {
         let known = stored.is_some();
         let stored = stored.map_or_else(|| self.hasher.dummy_hash.to_string(), str::to_owned);
         let password = password.expose().to_owned();
-        let argon2 = self.hasher.argon2();
         let current = self.hasher.params.clone();
         self.hasher
             .run_blocking(move || {
                 let hash = PasswordHash::new(&stored)
                     .map_err(|err| anyhow::anyhow!("stored hash is not PHC: {err}"))?;
-                if argon2.verify_password(password.as_bytes(), &hash).is_err() || !known {
+                if !matches_phc(password.as_bytes(), &hash)? || !known {
                     return Ok(Verification::Mismatch);
                 }
                 Ok(if is_current(&hash, &current) {
@@ -142,6 +177,68 @@ impl Admitted<'_> {
             })
             .await
     }
+}
+
+thread_local! {
+    /// A hashing thread's argon2 memory, reused by every hash it computes.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2 on this thread's reused memory. The crate's own `hash_password`
+/// and `verify_password` allocate 19 MiB per call, which the allocator
+/// then keeps (hundreds of MiB after a login benchmark); the crate offers
+/// `hash_password_into_with_memory` for exactly this, so the PHC string is
+/// assembled and compared here, as the crate itself does.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> anyhow::Result<()> {
+    MEMORY.with_borrow_mut(|memory| {
+        // Sized for today's parameters; an older hash's size is allocated
+        // for it and replaced at the next hash (it is rehashed at login).
+        if memory.len() != params.block_count() {
+            *memory = vec![Block::default(); params.block_count()];
+        }
+        argon2
+            .hash_password_into_with_memory(password, salt, out, memory.as_mut_slice())
+            .map_err(|err| anyhow::anyhow!("argon2: {err}"))
+    })
+}
+
+/// A new argon2id PHC string for `password`, with a random 16-byte salt.
+fn hash_phc(params: &Params, password: &[u8]) -> anyhow::Result<String> {
+    let mut salt = [0_u8; 16];
+    getrandom::fill(&mut salt).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
+    let mut out = [0_u8; 32];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    argon2_into(&argon2, params, password, &salt, &mut out)?;
+    let phc = |err| anyhow::anyhow!("PHC string: {err}");
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|err| anyhow::anyhow!("argon2 parameters: {err}"))?,
+        salt: Some(Salt::new(&salt).map_err(phc)?),
+        hash: Some(Output::new(&out).map_err(phc)?),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` is the one `stored` was made from, with the stored
+/// algorithm, version and parameters; compared in constant time (`Output`).
+fn matches_phc(password: &[u8], stored: &PasswordHash) -> anyhow::Result<bool> {
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else { return Ok(false) };
+    let algorithm = Algorithm::try_from(stored.algorithm.as_str()).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let version =
+        stored.version.map(Version::try_from).transpose().map_err(|err| anyhow::anyhow!("{err}"))?;
+    let params =
+        Params::try_from(stored).map_err(|err| anyhow::anyhow!("stored argon2 parameters: {err}"))?;
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
+    let mut out = vec![0_u8; expected.len()];
+    argon2_into(&argon2, &params, password, salt.as_ref(), &mut out)?;
+    Ok(Output::new(&out).is_ok_and(|computed| computed == *expected))
 }
 
 /// Whether `hash` was made with argon2id and at least today's parameters.
@@ -189,6 +286,8 @@ impl PasswordPolicy {
 
 #[cfg(test)]
 mod tests {
+    use argon2::{PasswordHasher as _, PasswordVerifier as _};
+
     use super::*;
 
     fn password(text: &str) -> Password {
@@ -231,6 +330,29 @@ mod tests {
         assert_eq!(unknown, Verification::Mismatch);
     }
 
+    /// The PHC strings assembled here are the crate's own, both ways: the
+    /// crate verifies ours, and ours verify the crate's.
+    #[tokio::test]
+    async fn hashes_match_the_argon2_crates_own_both_ways() {
+        let hasher = PasswordHasher::new(1, 1).await.expect("hasher");
+        let hasher = hasher.admit().expect("admitted");
+        let ours = hasher.hash(&password("correct horse battery")).await.expect("hash");
+        let crate_argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default());
+        let parsed = PasswordHash::new(&ours).expect("PHC");
+        assert!(crate_argon2.verify_password(b"correct horse battery", &parsed).is_ok());
+        assert!(crate_argon2.verify_password(b"wrong horse battery", &parsed).is_err());
+        let theirs = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(MEMORY_KIB, PASSES, LANES, None).expect("params"),
+        )
+        .hash_password(b"correct horse battery")
+        .expect("hash")
+        .to_string();
+        let verdict = hasher.verify(&password("correct horse battery"), Some(&theirs)).await.expect("verify");
+        assert_eq!(verdict, Verification::Match);
+    }
+
     #[tokio::test]
     async fn hashes_with_weaker_parameters_ask_for_a_rehash() {
         let weak = Argon2::new(
@@ -252,7 +374,7 @@ mod tests {
     }
 
     /// A login storm queues for the permits instead of running every hash at
-    /// once: never more than `max_concurrent` run, each on the blocking pool.
+    /// once: never more than `max_concurrent` run, each on a hashing thread.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn no_more_hashes_than_permits_run_at_once() {
         use std::sync::atomic::{AtomicUsize, Ordering};
