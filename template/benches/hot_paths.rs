@@ -85,7 +85,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     let budget = Duration::from_secs(2);
 
-    measure("access token: verify", budget, || {
+    measure("access token: verify (remembered after the first)", budget, || {
         black_box(state.auth.tokens.verify(black_box(&token)).is_ok());
     });
     measure("route policy: look up", budget, || {

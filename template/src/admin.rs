@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{
     audit::{self, Actor, Event, Outcome},
     auth::{
-        Auth,
+        Auth, account_changed,
         accounts::{self, Account},
         password::{Overloaded, Verification},
         sessions, throttle,
@@ -91,6 +91,7 @@ pub async fn set_roles(db: &Pool, by: Actor, user_id: Uuid, roles: &[Role]) -> R
         .detail("to", names(&roles));
     let audited = audit::append_in(&mut tx, changed).await?;
     tx.commit().await?;
+    account_changed();
     audited.log();
     Ok(view(user, roles))
 }
@@ -111,6 +112,7 @@ pub async fn disable(db: &Pool, by: Actor, user_id: Uuid) -> Result<(), AdminErr
         .detail("sessions", "revoked");
     let audited = audit::append_in(&mut tx, disabled).await?;
     tx.commit().await?;
+    account_changed();
     audited.log();
     Ok(())
 }

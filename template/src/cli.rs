@@ -113,7 +113,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match command {
         Command::CheckConfig => Ok(check_config(&config)?),
         Command::CreateAdmin { email, password_file, promote_existing } => {
-            telemetry::init(&config)?;
+            let _logs = telemetry::init(&config)?;
             let existing = if promote_existing {
                 ExistingAccount::PromoteWithItsPassword
             } else {
@@ -123,7 +123,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::UnlockAccount { email } => {
-            telemetry::init(&config)?;
+            let _logs = telemetry::init(&config)?;
             let email = Email::try_from(email).map_err(|reason| anyhow::anyhow!("--email {reason}"))?;
             let pool = db::connect(&config).await?;
             db::migrate(&pool).await?;
@@ -174,7 +174,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::PruneAudit => {
-            telemetry::init(&config)?;
+            let _logs = telemetry::init(&config)?;
             let pool = db::connect(&config).await?;
             db::migrate(&pool).await?;
             let pruned = audit::prune(&pool, config.audit.retention()).await?;
@@ -185,7 +185,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
-            telemetry::init(&config)?;
+            let _logs = telemetry::init(&config)?;
             let pool = db::connect(&config).await?;
             db::migrate(&pool).await?;
             tracing::info!("migrations applied");
@@ -194,7 +194,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             refuse_unsafe_production(&config)?;
             refuse_unchosen_development_exposure(&config)?;
-            telemetry::init(&config)?;
+            let _logs = telemetry::init(&config)?;
             serve(config).await?;
             Ok(ExitCode::SUCCESS)
         }

@@ -289,6 +289,10 @@ pub struct AuthConfig {
     /// The throttle's window.
     #[serde(rename = "throttle_window_secs", with = "seconds")]
     pub throttle_window: Duration,
+    /// How long an account's state may be reused between requests; a
+    /// change elsewhere shows after at most this long (0: never reused).
+    #[serde(rename = "account_cache_ttl_ms", with = "milliseconds")]
+    pub account_cache_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -598,6 +602,11 @@ impl Config {
             "must be at least auth.throttle_per_address, or one address could lock the account",
         )?;
         check_secs(auth.throttle_window, 1..=86_400, "auth.throttle_window_secs")?;
+        check(
+            auth.account_cache_ttl <= Duration::from_secs(1),
+            "auth.account_cache_ttl_ms",
+            "must be at most 1000: other instances must see a change within a second",
+        )?;
         self.validate_oidc()?;
         self.validate_mail()?;
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {

@@ -20,11 +20,15 @@ pub mod server;
 pub mod telemetry;
 pub mod tls;
 
-use std::sync::Arc;
+use std::{ops::Deref, sync::Arc};
 
 /// Everything a handler may use, passed explicitly through axum's `State`.
+/// One `Arc`, so that the clone every request and layer takes costs one
+/// reference count, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+pub struct Services {
     pub config: Arc<config::Config>,
     pub db: db::Pool,
     pub auth: Arc<auth::Auth>,
@@ -33,17 +37,25 @@ pub struct AppState {
     pub audit: Arc<audit::Auditor>,
 }
 
+impl Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
 impl AppState {
     /// The services `config` describes, on `db`, ready to serve.
     pub async fn new(config: config::Config, db: db::Pool) -> anyhow::Result<Self> {
         let config = Arc::new(config);
-        Ok(Self {
+        Ok(Self(Arc::new(Services {
             auth: Arc::new(auth::Auth::new(&config).await?),
             mail: Arc::new(mail::Mailer::start(&config, db.clone())?),
             rate_limits: Arc::new(rate_limit::RateLimiter::new(&config.rate_limit)?),
             audit: audit::Auditor::start(&config.audit, db.clone()),
             config,
             db,
-        })
+        })))
     }
 }

@@ -5,16 +5,23 @@
 //! or `Set-Cookie`), query strings (OAuth codes travel there), request bodies,
 //! and configuration secrets. The request span (see `http::trace`) records
 //! the matched route template, not the raw URI.
+//!
+//! Lines are written to stderr by a thread of their own: a request formats
+//! its line and hands it over, and never waits for the write (unless the
+//! writer falls a whole buffer behind, when requests wait rather than lose
+//! lines: audit events travel this way too).
 
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, fmt::MakeWriter, layer::SubscriberExt, util::SubscriberInitExt};
 
 use crate::config::{Config, LogFormat};
 
-/// Installs the global subscriber; call once, before anything logs.
-pub fn init(config: &Config) -> anyhow::Result<()> {
-    let subscriber = subscriber(config, std::io::stderr);
-    subscriber.try_init()?;
-    Ok(())
+/// Installs the global subscriber; call once, before anything logs, and
+/// keep the guard until the end: dropping it writes what is still queued.
+pub fn init(config: &Config) -> anyhow::Result<WorkerGuard> {
+    let (writer, guard) = NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    subscriber(config, writer).try_init()?;
+    Ok(guard)
 }
 
 /// The subscriber `init` installs, writing to `writer`; tests capture logs with it.

@@ -188,14 +188,14 @@ pub async fn change_password(
         .on_account(user_id);
     let audited = audit::append_in(&mut tx, changed).await?;
     tx.commit().await?;
+    super::account_changed();
     audited.log();
     Ok(())
 }
 
 /// The caller's own account.
 pub async fn profile(db: &Pool, user_id: Uuid) -> Result<Account, AuthError> {
-    let user = db::users::find_by_id(db, user_id).await?.ok_or(AuthError::UnknownAccount)?;
-    let roles = db::users::roles(db, user_id).await?;
+    let (user, roles) = db::users::find_with_roles(db, user_id).await?.ok_or(AuthError::UnknownAccount)?;
     Ok(account(user, roles))
 }
 

@@ -11,6 +11,7 @@
 //! - `principal`: who a token stands for, as the account behind it stands now.
 
 pub mod accounts;
+mod cache;
 pub mod keys;
 pub mod oidc;
 pub mod password;
@@ -31,7 +32,10 @@ use sha2::{Digest, Sha256};
 
 pub use self::{
     accounts::AuthError,
-    principal::{AuthMethod, AuthenticationError, NoAccount, Principal, Subject, authenticate},
+    principal::{
+        AccessStates, AuthMethod, AuthenticationError, NoAccount, Principal, Subject, account_changed,
+        authenticate,
+    },
 };
 use self::{
     keys::KeySet, oidc::Oidc, password::PasswordHasher, password::PasswordPolicy, sessions::SessionPolicy,
@@ -53,6 +57,7 @@ pub struct Auth {
     pub throttle: ThrottlePolicy,
     /// The OpenID Connect provider, when one is configured.
     pub oidc: Option<Oidc>,
+    pub access_states: AccessStates,
 }
 
 impl Auth {
@@ -77,6 +82,7 @@ impl Auth {
                 window: auth.throttle_window,
             },
             oidc: Oidc::from_config(config)?,
+            access_states: AccessStates::new(auth.account_cache_ttl),
         })
     }
 }

@@ -77,8 +77,12 @@ impl PasswordHasher {
             admitted: Arc::new(Semaphore::new(running + max_queued.max(1))),
             dummy_hash: Arc::from(""),
         };
-        let dummy_hash = hasher.admit()?.hash_str(uuid::Uuid::new_v4().to_string()).await?;
-        Ok(Self { dummy_hash: Arc::from(dummy_hash), ..hasher })
+        // On a thread that ends right after, returning its argon2 memory:
+        // an idle service does not hold 19 MiB for a hash it made once.
+        let (params, (done, dummy)) = (hasher.params.clone(), oneshot::channel());
+        thread::spawn(move || done.send(hash_phc(&params, uuid::Uuid::new_v4().as_bytes())));
+        let dummy = dummy.await.context("the start-up hash failed")??;
+        Ok(Self { dummy_hash: Arc::from(dummy), ..hasher })
     }
 
     /// A place among the password checks, or `Overloaded` when every place

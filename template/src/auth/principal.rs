@@ -2,14 +2,22 @@
 //! account behind it stands now. (`http::bearer` reads the token from the
 //! request.)
 
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Auth;
+use super::{Auth, cache::ExpiringCache};
 use crate::{
     authz::{self, Role},
-    db::{self, Pool},
+    db::{self, Pool, users::AccessState},
 };
 
 /// How the caller proved who they are.
@@ -122,8 +130,9 @@ pub enum AuthenticationError {
 /// or, with a provider configured, one the provider issued for this API.
 pub async fn authenticate(auth: &Auth, db: &Pool, token: &str) -> Result<Principal, AuthenticationError> {
     let refused = |reason: String| AuthenticationError::Refused(reason);
+    let verified_before = auth.tokens.verified_before(token);
     match &auth.oidc {
-        Some(oidc) if !auth.tokens.is_ours(token) => {
+        Some(oidc) if verified_before.is_none() && !auth.tokens.is_ours(token) => {
             let caller = oidc
                 .verify_access_token(db, token)
                 .await
@@ -138,7 +147,7 @@ pub async fn authenticate(auth: &Auth, db: &Pool, token: &str) -> Result<Princip
                         scopes: caller.scopes,
                         client: caller.client,
                     };
-                    for_account(db, user_id, granted, AuthMethod::ProviderToken).await
+                    for_account(auth, db, user_id, granted, AuthMethod::ProviderToken).await
                 }
                 None => Ok(Principal {
                     subject: Subject::External(caller.subject),
@@ -155,7 +164,10 @@ pub async fn authenticate(auth: &Auth, db: &Pool, token: &str) -> Result<Princip
             }
         }
         _ => {
-            let claims = auth.tokens.verify(token).map_err(|rejection| refused(rejection.to_string()))?;
+            let claims = match verified_before {
+                Some(claims) => claims,
+                None => auth.tokens.verify(token).map_err(|rejection| refused(rejection.to_string()))?,
+            };
             let user_id = claims.sub.parse().map_err(|_| refused("sub is not an account id".to_owned()))?;
             let session = claims.sid.parse().map_err(|_| refused("sid is not a session id".to_owned()))?;
             let method =
@@ -163,8 +175,61 @@ pub async fn authenticate(auth: &Auth, db: &Pool, token: &str) -> Result<Princip
             let scopes = claims.scope.split_whitespace().map(str::to_owned).collect();
             // The token's own roles are ignored: the account's count.
             let granted = Granted { session: Some(session), roles: Vec::new(), scopes, client: None };
-            for_account(db, user_id, granted, method).await
+            for_account(auth, db, user_id, granted, method).await
         }
+    }
+}
+
+/// Changes of account state (disabling, roles, ended sessions, a proven
+/// address) made by this process so far: each change bumps it after its
+/// commit, and a remembered state from before a bump is never used again.
+static ACCOUNT_CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// Call after committing any change to what `AccessState` holds: the change
+/// then takes effect at once in this instance (other instances see it when
+/// their remembered state expires, within `auth.account_cache_ttl_ms`).
+pub fn account_changed() {
+    ACCOUNT_CHANGES.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Account states remembered for a short while (`auth.account_cache_ttl_ms`,
+/// at most a second), so that a burst of requests by one account costs one
+/// database round trip. Zero turns it off.
+pub struct AccessStates {
+    cache: ExpiringCache<(Uuid, Option<Uuid>), (Arc<AccessState>, u64)>,
+    ttl: Duration,
+}
+
+/// Account states remembered at most.
+const REMEMBERED_STATES: usize = 100_000;
+
+impl AccessStates {
+    #[must_use]
+    pub fn new(ttl: Duration) -> Self {
+        Self { cache: ExpiringCache::new(REMEMBERED_STATES), ttl }
+    }
+
+    async fn get(
+        &self,
+        db: &Pool,
+        user_id: Uuid,
+        session: Option<Uuid>,
+    ) -> Result<Option<Arc<AccessState>>, sqlx::Error> {
+        // Read before the query: a change that commits meanwhile bumps it,
+        // and what this query read is then never reused.
+        let changes = ACCOUNT_CHANGES.load(Ordering::SeqCst);
+        if let Some((state, seen)) = self.cache.get(&(user_id, session))
+            && seen == changes
+        {
+            return Ok(Some(state));
+        }
+        let Some(state) = db::users::access_state(db, user_id, session).await?.map(Arc::new) else {
+            return Ok(None);
+        };
+        if !self.ttl.is_zero() {
+            self.cache.insert((user_id, session), (state.clone(), changes), Instant::now() + self.ttl);
+        }
+        Ok(Some(state))
     }
 }
 
@@ -186,13 +251,14 @@ struct Granted {
 /// current ones (plus any granted from outside); scopes stay as issued but
 /// only those the roles allow.
 async fn for_account(
+    auth: &Auth,
     db: &Pool,
     user_id: Uuid,
     granted: Granted,
     method: AuthMethod,
 ) -> Result<Principal, AuthenticationError> {
     let refused = |reason: &str| Err(AuthenticationError::Refused(format!("{reason} (account {user_id})")));
-    let Some(account) = db::users::access_state(db, user_id, granted.session).await? else {
+    let Some(account) = auth.access_states.get(db, user_id, granted.session).await? else {
         return refused("the account is gone");
     };
     if account.disabled {
@@ -201,7 +267,7 @@ async fn for_account(
     if granted.session.is_some() && !account.session_live {
         return refused("the session ended");
     }
-    let mut roles = account.roles;
+    let mut roles = account.roles.clone();
     roles.extend(granted.roles);
     roles.sort();
     roles.dedup();

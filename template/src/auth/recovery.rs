@@ -76,6 +76,7 @@ pub async fn confirm(
         .on_account(link.user_id);
     let audited = audit::append_in(&mut tx, reset).await?;
     tx.commit().await?;
+    super::account_changed();
     audited.log();
     throttle::unlock(db, link.user_id).await?;
     mailer.send(&email, Message::PasswordChanged).await?;

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{AuthError, AuthMethod, random_token, sha256, tokens::Grant};
+use super::{AuthError, AuthMethod, account_changed, random_token, sha256, tokens::Grant};
 use crate::{
     audit::{Actor, Auditor, Event, Outcome},
     authz,
@@ -102,6 +102,7 @@ pub async fn refresh(
     if row.used_at.is_some() {
         db::refresh_tokens::revoke_family(&mut *tx, row.family_id).await?;
         tx.commit().await?;
+        account_changed();
         audit.record(
             Event::new("auth.refresh.reuse_detected", Outcome::Denied)
                 .on_account(row.user_id)
@@ -120,6 +121,7 @@ pub async fn refresh(
     if disabled {
         db::refresh_tokens::revoke_family(&mut *tx, row.family_id).await?;
         tx.commit().await?;
+        account_changed();
         return Err(AuthError::InvalidRefreshToken);
     }
 
@@ -157,6 +159,7 @@ pub async fn end(db: &Pool, audit: &Auditor, presented: &str) -> Result<(), Auth
         db::users::lock(&mut tx, row.user_id).await?;
         db::refresh_tokens::revoke_family(&mut *tx, row.family_id).await?;
         tx.commit().await?;
+        account_changed();
         audit.record(
             Event::new("auth.logout", Outcome::Success)
                 .actor(Actor::account(row.user_id).by("refresh_token"))
@@ -172,12 +175,13 @@ pub async fn end_all(db: &Pool, audit: &Auditor, user_id: Uuid, by: Actor) -> Re
     let mut tx = db.begin().await?;
     end_all_in(&mut tx, user_id).await?;
     tx.commit().await?;
+    account_changed();
     audit.record(Event::new("auth.logout_all", Outcome::Success).actor(by).on_account(user_id));
     Ok(())
 }
 
 /// `end_all` inside a larger change (a password change, disabling,
-/// linking), committed with it.
+/// linking), committed with it; call `account_changed` after the commit.
 pub async fn end_all_in(tx: &mut Tx<'_>, user_id: Uuid) -> Result<(), sqlx::Error> {
     db::users::lock(tx, user_id).await?;
     db::refresh_tokens::revoke_user(&mut **tx, user_id).await?;

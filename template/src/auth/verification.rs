@@ -66,6 +66,7 @@ pub async fn confirm(db: &Pool, token: &str) -> Result<(), VerificationError> {
         .on_account(link.user_id);
     let audited = audit::append_in(&mut tx, event).await?;
     tx.commit().await?;
+    super::account_changed();
     audited.log();
     Ok(())
 }

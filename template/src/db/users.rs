@@ -97,6 +97,27 @@ pub async fn find_by_id<'e>(
         .await
 }
 
+/// A user with its roles, sorted, in one round trip.
+pub async fn find_with_roles(pool: &Pool, id: Uuid) -> Result<Option<(UserRow, Vec<Role>)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        user: UserRow,
+        role: Option<String>,
+    }
+    let rows: Vec<Joined> = sqlx::query_as(
+        "SELECT users.id, email, display_name, password_hash, email_verified_at, disabled_at, created_at, \
+           user_roles.role \
+         FROM users LEFT JOIN user_roles ON user_roles.user_id = users.id WHERE users.id = $1",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let mut roles: Vec<Role> = rows.iter().filter_map(|row| Role::parse(row.role.as_deref()?)).collect();
+    roles.sort();
+    Ok(rows.into_iter().next().map(|row| (row.user, roles)))
+}
+
 /// The user's roles, sorted; names this build does not know are dropped.
 pub async fn roles<'e>(
     executor: impl sqlx::Executor<'e, Database = Backend>,

@@ -12,6 +12,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod authz;
+mod caches;
 mod cli;
 mod email;
 mod errors;

@@ -391,10 +391,13 @@ async fn a_disabled_account_is_refused_through_provider_tokens(pool: Pool) {
     assert_eq!(me.json()["auth_method"], "provider_token");
     assert_eq!(me.json()["roles"], json!(["user", "admin"]), "api-admins maps to admin");
 
+    // Disabled behind this instance's back, as another instance would: it
+    // shows once the remembered account state expires.
     sqlx::query("UPDATE users SET disabled_at = created_at WHERE email = 'admin-eve@example.com'")
         .execute(&pool)
         .await
         .expect("disable");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     app.get_as("/api/v1/me", &token).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
     app.get_as("/api/v1/admin/users", &token).await.assert_error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN");
 }

@@ -37,7 +37,7 @@ use super::Oidc;
 use crate::{
     audit::{self, Actor, Auditor, Event, Outcome},
     auth::{
-        Auth, AuthMethod, random_token,
+        Auth, AuthMethod, account_changed, random_token,
         sessions::{self, TokenPair},
         sha256, unix_now,
     },
@@ -322,6 +322,7 @@ async fn link(
         .detail("by", how);
     let audited = audit::append_in(&mut tx, linked).await?;
     tx.commit().await?;
+    account_changed();
     audited.log();
     Ok(())
 }
