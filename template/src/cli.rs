@@ -206,7 +206,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let pool = db::connect(&config).await?;
     db::migrate(&pool).await?;
     maintenance::spawn(pool.clone());
-    let state = AppState::new(config, pool).await?;
+    let state = AppState::new(config, pool)?;
     let config = state.config.clone();
     state.audit.record(config_loaded(&config));
     let server = Server::bind(&config, http::router(state))?;
@@ -257,7 +257,7 @@ async fn create_admin(
         .map_err(|reason| anyhow::anyhow!("the password {reason}"))?;
     let pool = db::connect(config).await?;
     db::migrate(&pool).await?;
-    let auth = Auth::new(config).await?;
+    let auth = Auth::new(config)?;
     match admin::create_admin(&pool, &auth, &email, &password, existing).await {
         Ok(AdminCreated::New(id)) => println!("created administrator {email} ({id})"),
         Ok(AdminCreated::Promoted(id)) => println!("granted admin to the existing account {email} ({id})"),

@@ -46,11 +46,12 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// The services `config` describes, on `db`, ready to serve.
-    pub async fn new(config: config::Config, db: db::Pool) -> anyhow::Result<Self> {
+    /// The services `config` describes, on `db`, ready to serve. Call it
+    /// within the Tokio runtime: it starts the mail and audit writers.
+    pub fn new(config: config::Config, db: db::Pool) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         Ok(Self(Arc::new(Services {
-            auth: Arc::new(auth::Auth::new(&config).await?),
+            auth: Arc::new(auth::Auth::new(&config)?),
             mail: Arc::new(mail::Mailer::start(&config, db.clone())?),
             rate_limits: Arc::new(rate_limit::RateLimiter::new(&config.rate_limit)?),
             audit: audit::Auditor::start(&config.audit, db.clone()),

@@ -61,7 +61,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub async fn new(config: &Config) -> anyhow::Result<Self> {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
         let auth = &config.auth;
         let keys = KeySet::load(&auth.keys_dir, config.env)?;
         let hashes = auth
@@ -70,7 +70,7 @@ impl Auth {
         let queued = auth.max_queued_hashes.unwrap_or(hashes * QUEUED_HASHES_PER_HASH);
         Ok(Self {
             tokens: Tokens::new(keys, config.issuer(), config.audience(), auth.access_token_ttl),
-            hasher: PasswordHasher::new(hashes, queued).await?,
+            hasher: PasswordHasher::new(hashes, queued)?,
             policy: PasswordPolicy { min_chars: auth.password_min_length },
             sessions: SessionPolicy {
                 idle_timeout: auth.refresh_idle_timeout,

@@ -40,8 +40,10 @@ pub struct PasswordHasher {
     params: Params,
     threads: HashingThreads,
     admitted: Arc<Semaphore>,
-    /// A real hash of a random password: verified when the account does not
-    /// exist, so that "no such user" takes as long as "wrong password".
+    /// Verified when the account does not exist, so that "no such user"
+    /// takes as long as "wrong password": today's parameters, a zero salt
+    /// and a zero output that no password produces. Nothing needs hashing
+    /// to make it, and its outcome is ignored anyway.
     dummy_hash: Arc<str>,
 }
 
@@ -68,21 +70,15 @@ pub enum Verification {
 }
 
 impl PasswordHasher {
-    pub async fn new(max_concurrent: usize, max_queued: usize) -> anyhow::Result<Self> {
+    pub fn new(max_concurrent: usize, max_queued: usize) -> anyhow::Result<Self> {
         let params = Params::new(MEMORY_KIB, PASSES, LANES, None).context("argon2 parameters")?;
         let running = max_concurrent.max(1);
-        let hasher = Self {
+        Ok(Self {
+            dummy_hash: Arc::from(phc_string(&params, &[0; 16], &[0; 32])?),
             params,
             threads: HashingThreads::start(running)?,
             admitted: Arc::new(Semaphore::new(running + max_queued.max(1))),
-            dummy_hash: Arc::from(""),
-        };
-        // On a thread that ends right after, returning its argon2 memory:
-        // an idle service does not hold 19 MiB for a hash it made once.
-        let (params, (done, dummy)) = (hasher.params.clone(), oneshot::channel());
-        thread::spawn(move || done.send(hash_phc(&params, uuid::Uuid::new_v4().as_bytes())));
-        let dummy = dummy.await.context("the start-up hash failed")??;
-        Ok(Self { dummy_hash: Arc::from(dummy), ..hasher })
+        })
     }
 
     /// A place among the password checks, or `Overloaded` when every place
@@ -219,13 +215,18 @@ fn hash_phc(params: &Params, password: &[u8]) -> anyhow::Result<String> {
     let mut out = [0_u8; 32];
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     argon2_into(&argon2, params, password, &salt, &mut out)?;
+    phc_string(params, &salt, &out)
+}
+
+/// The argon2id PHC string of `salt` and `output` under `params`.
+fn phc_string(params: &Params, salt: &[u8], output: &[u8]) -> anyhow::Result<String> {
     let phc = |err| anyhow::anyhow!("PHC string: {err}");
     let hash = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
         params: ParamsString::try_from(params).map_err(|err| anyhow::anyhow!("argon2 parameters: {err}"))?,
-        salt: Some(Salt::new(&salt).map_err(phc)?),
-        hash: Some(Output::new(&out).map_err(phc)?),
+        salt: Some(Salt::new(salt).map_err(phc)?),
+        hash: Some(Output::new(output).map_err(phc)?),
     };
     Ok(hash.to_string())
 }
@@ -322,7 +323,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
-        let hasher = PasswordHasher::new(2, 4).await.expect("hasher");
+        let hasher = PasswordHasher::new(2, 4).expect("hasher");
         let hasher = hasher.admit().expect("admitted");
         let hash = hasher.hash(&password("correct horse battery")).await.expect("hash");
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
@@ -338,7 +339,7 @@ mod tests {
     /// crate verifies ours, and ours verify the crate's.
     #[tokio::test]
     async fn hashes_match_the_argon2_crates_own_both_ways() {
-        let hasher = PasswordHasher::new(1, 1).await.expect("hasher");
+        let hasher = PasswordHasher::new(1, 1).expect("hasher");
         let hasher = hasher.admit().expect("admitted");
         let ours = hasher.hash(&password("correct horse battery")).await.expect("hash");
         let crate_argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default());
@@ -367,7 +368,7 @@ mod tests {
         .hash_password(b"correct horse battery")
         .expect("hash")
         .to_string();
-        let hasher = PasswordHasher::new(1, 1).await.expect("hasher");
+        let hasher = PasswordHasher::new(1, 1).expect("hasher");
         let outcome = hasher
             .admit()
             .expect("admitted")
@@ -383,7 +384,7 @@ mod tests {
     async fn no_more_hashes_than_permits_run_at_once() {
         use std::sync::atomic::{AtomicUsize, Ordering};
 
-        let hasher = PasswordHasher::new(2, 4).await.expect("hasher");
+        let hasher = PasswordHasher::new(2, 4).expect("hasher");
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..6)
@@ -413,7 +414,7 @@ mod tests {
     /// place is given back.
     #[tokio::test]
     async fn admission_beyond_the_queue_is_refused_at_once() {
-        let hasher = PasswordHasher::new(1, 2).await.expect("hasher");
+        let hasher = PasswordHasher::new(1, 2).expect("hasher");
         let places: Vec<_> = (0..3).map(|_| hasher.admit().expect("a place")).collect();
         assert!(hasher.admit().is_err(), "one running and two waiting: the fourth is refused");
         drop(places);

@@ -189,6 +189,8 @@ async fn roles_of(pool: &Pool, email: &str) -> Vec<String> {
 async fn create_admin_never_promotes_an_existing_account_without_its_password(pool: Pool) {
     let data = tempfile::tempdir().expect("tempdir");
     TestApp::new(pool.clone()).await.register("root@example.com").await;
+    // The app's audit writer is done before another process writes.
+    audit::event(&pool, "account.registered").await;
 
     let plain = typed(
         against(&pool, &data, &["create-admin", "--email", "root@example.com"]),
@@ -221,6 +223,8 @@ async fn unlock_account_lifts_the_login_throttle(pool: Pool) {
     }
     let right = json!({"email": "ann@example.com", "password": PASSWORD});
     assert_eq!(app.post_from(from, "/api/v1/auth/login", None, &right).await.status.as_u16(), 401);
+    // The app's audit writer is done before another process writes.
+    audit::events(&pool, "auth.login.failed", 11).await;
 
     let unlocked =
         against(&pool, &data, &["unlock-account", "--email", "ann@example.com"]).output().expect("runs");
@@ -242,9 +246,14 @@ async fn key_rotations_and_start_up_are_recorded_in_the_audit_trail(pool: Pool) 
     let mut serve = against(&pool, &data, &["serve"]);
     serve.env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0").env("APP_LOG__FORMAT", "json");
     let mut child = serve.spawn().expect("spawn");
+    // Read the database once the service is up, not while it migrates.
+    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let listening = tokio::task::spawn_blocking(move || {
+        lines.map_while(Result::ok).any(|line| line.contains("listening"))
+    });
+    assert!(listening.await.expect("joined"), "serve never listened");
     let started = audit::event(&pool, "config.loaded").await;
-    let _ = child.kill();
-    let _ = child.wait();
+    stop(&mut child);
     let posture = audit::details(&started);
     assert_eq!((started.actor_kind.as_str(), &posture["env"]), ("system", &json!("development")));
     let problems = posture["production_problems"].as_array().expect("a list of keys");
@@ -283,7 +292,17 @@ async fn development_mode_on_a_public_address_must_be_chosen_explicitly(pool: Po
         let _ = tx.send(lines.map_while(Result::ok).any(|line| line.contains("listening")));
     });
     let listening = rx.recv_timeout(Duration::from_secs(30)).unwrap_or(false);
-    let _ = child.kill();
-    let _ = child.wait();
+    stop(&mut child);
     assert!(listening, "explicit development mode serves");
+}
+
+/// Stops a serving child as an orchestrator does, with SIGTERM: killed, it
+/// would leave SQLite's write-ahead log behind for the next test that gets
+/// the same database file.
+fn stop(child: &mut std::process::Child) {
+    let signalled = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    if !signalled.is_ok_and(|status| status.success()) {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }

@@ -350,7 +350,7 @@ pub async fn full_router(pool: Pool, config: Config) -> Router {
 
 /// The state `serve` builds, for tests that wire their own routes to it.
 pub async fn app_state(pool: Pool, config: Config) -> AppState {
-    AppState::new(config, pool).await.expect("the application's services")
+    AppState::new(config, pool).expect("the application's services")
 }
 
 /// Routes that fail in each way a real handler can, for tests that wrap
