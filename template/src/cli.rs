@@ -237,6 +237,7 @@ fn config_loaded(config: &Config) -> Event {
         .detail("oidc", config.oidc.issuer.as_ref().map(url::Url::as_str))
         .detail("rate_limits_shared", config.rate_limit.redis_url.is_some())
         .detail("trusted_proxies", config.server.trusted_proxies.len())
+        .detail("docs_exposed", config.docs_exposed())
 }
 
 async fn create_admin(

@@ -2,8 +2,10 @@
 //!
 //! Layers, later ones win: `config/default.toml` (compiled in, so the binary
 //! runs from any directory), an optional file given with `--config`, then
-//! `APP_<SECTION>__<KEY>` environment variables. Unknown keys are errors: a
-//! mistyped security setting must fail loudly, never be silently ignored.
+//! `APP_<SECTION>__<KEY>` environment variables, or `APP_<SECTION>__<KEY>_FILE`
+//! naming a file that holds the value, as container platforms mount secrets.
+//! Unknown keys are errors: a mistyped security setting must fail loudly,
+//! never be silently ignored.
 
 use std::{
     collections::BTreeMap,
@@ -64,6 +66,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub audit: AuditConfig,
     pub log: LogConfig,
+    pub docs: DocsConfig,
     pub cors: CorsConfig,
 }
 
@@ -402,6 +405,19 @@ impl Serialize for Secret {
     }
 }
 
+/// Whether `url` names this machine, where no network carries its traffic.
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        // Hosts of non-special schemes such as redis:// stay text, addresses too.
+        Some(url::Host::Domain(name)) => {
+            name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 /// The key directory development uses; production must mount its own keys.
 const DEV_KEYS_DIR: &str = "data/jwt";
 
@@ -413,6 +429,14 @@ pub struct LogConfig {
     /// JSON lines or readable lines; unset, by environment.
     #[serde(default)]
     pub format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocsConfig {
+    /// Serve Swagger UI and the OpenAPI document; unset, by environment.
+    #[serde(default)]
+    pub expose: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -442,6 +466,38 @@ pub struct PostureProblem {
     pub problem: &'static str,
 }
 
+const ENV_PREFIX: &str = "APP_";
+const FILE_SUFFIX: &str = "_file";
+
+/// The settings given as `APP_…_FILE=<path>`: each file's content, without
+/// its final line break, as a string under the key the variable names (meant
+/// for secrets: a password of digits stays a string). Setting both a
+/// variable and its `_FILE` form is refused rather than resolved silently.
+fn settings_from_files(
+    variables: impl Iterator<Item = (String, String)>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let variables: BTreeMap<String, String> = variables.collect();
+    let mut settings = Vec::new();
+    for (name, path) in &variables {
+        let Some(key) = name
+            .strip_prefix(ENV_PREFIX)
+            .and_then(|rest| rest.strip_suffix(&FILE_SUFFIX.to_uppercase()))
+            .filter(|key| !key.is_empty())
+        else {
+            continue;
+        };
+        let direct = &name[..name.len() - FILE_SUFFIX.len()];
+        if variables.contains_key(direct) {
+            return Err(ConfigError::Load(format!("from {name}: {direct} is set too; set one of them")));
+        }
+        let content = std::fs::read_to_string(path)
+            .map_err(|err| ConfigError::Load(format!("from {name}: cannot read {path}: {err}")))?;
+        let value = content.strip_suffix('\n').map_or(content.as_str(), |value| value.trim_end_matches('\r'));
+        settings.push((key.to_lowercase().replace("__", "."), value.to_owned()));
+    }
+    Ok(settings)
+}
+
 impl Config {
     /// Loads every layer (see the module docs) and validates the result.
     pub fn load(extra_file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -449,7 +505,15 @@ impl Config {
         if let Some(path) = extra_file {
             figment = figment.merge(Toml::file_exact(path));
         }
-        Self::from_figment(&figment.merge(Env::prefixed("APP_").split("__")))
+        let variables = Env::prefixed(ENV_PREFIX)
+            .filter(|key| !key.as_str().to_ascii_lowercase().ends_with(FILE_SUFFIX))
+            .split("__");
+        let unicode = std::env::vars_os()
+            .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+        let figment = settings_from_files(unicode)?
+            .into_iter()
+            .fold(figment.merge(variables), |figment, (key, value)| figment.merge((key, value)));
+        Self::from_figment(&figment)
     }
 
     /// The compiled-in defaults alone; tests layer their overrides on top.
@@ -471,6 +535,13 @@ impl Config {
             Environment::Development => LogFormat::Pretty,
             Environment::Production => LogFormat::Json,
         })
+    }
+
+    /// Whether `/docs` and `/openapi.json` are served: in development unless
+    /// turned off, in production only when the configuration says so.
+    #[must_use]
+    pub fn docs_exposed(&self) -> bool {
+        self.docs.expose.unwrap_or(self.env == Environment::Development)
     }
 
     /// Everything that makes this configuration unfit for production. The
@@ -512,6 +583,27 @@ impl Config {
                 key: "mail.transport",
                 problem: "must be smtp over TLS (mail.smtp.tls = starttls or implicit): the outbox and \
                     plain SMTP are for development",
+            });
+        }
+        if let Some(url) = &self.rate_limit.redis_url
+            && let Ok(url) = Url::parse(url.expose())
+            && !is_loopback_host(&url)
+            && url.password().is_none()
+        {
+            problems.push(PostureProblem {
+                key: "rate_limit.redis_url",
+                problem: "a Redis beyond loopback needs a password (redis://:password@host), or anyone \
+                    on its network can reset every limit",
+            });
+        }
+        let most_verbose = tracing_subscriber::EnvFilter::try_new(&self.log.filter)
+            .ok()
+            .and_then(|filter| filter.max_level_hint());
+        if most_verbose.is_some_and(|level| level > tracing::level_filters::LevelFilter::INFO) {
+            problems.push(PostureProblem {
+                key: "log.filter",
+                problem: "debug and trace lines carry request internals and flood the logs: info or \
+                    quieter in production",
             });
         }
         problems
@@ -862,6 +954,17 @@ mod tests {
     }
 
     #[test]
+    fn docs_are_served_in_production_only_when_configured() {
+        assert!(Config::from_figment(&Config::defaults()).expect("loads").docs_exposed());
+        assert!(!with("env", "production").expect("loads").docs_exposed());
+        let chosen = Config::from_figment(
+            &Config::defaults().merge(("env", "production")).merge(("docs.expose", true)),
+        );
+        assert!(chosen.expect("loads").docs_exposed());
+        assert!(!with("docs.expose", false).expect("loads").docs_exposed());
+    }
+
+    #[test]
     fn defaults_are_not_fit_for_production() {
         let config = with("env", "production").expect("loads");
         let keys: Vec<_> = config.production_problems().iter().map(|p| p.key).collect();
@@ -938,6 +1041,33 @@ mod tests {
         assert!(with("mail.from", "not an address").is_err());
     }
 
+    /// A shared limiter's Redis beyond loopback needs a password, and
+    /// production logs no debug or trace lines.
+    #[test]
+    fn production_rejects_an_open_redis_and_verbose_logs() {
+        let problems = |key: &str, value: &str| {
+            let config = with(key, value).expect("loads");
+            config.production_problems().iter().map(|p| p.key).collect::<Vec<_>>()
+        };
+        assert!(
+            problems("rate_limit.redis_url", "redis://cache.internal:6379").contains(&"rate_limit.redis_url")
+        );
+        for fit in [
+            "redis://:s3cret@cache.internal:6379",
+            "redis://127.0.0.1:6379",
+            "redis://localhost",
+            "redis://[::1]",
+        ] {
+            assert!(!problems("rate_limit.redis_url", fit).contains(&"rate_limit.redis_url"), "{fit}");
+        }
+        for verbose in ["debug", "info,sqlx=trace", "warn,app=debug"] {
+            assert!(problems("log.filter", verbose).contains(&"log.filter"), "{verbose}");
+        }
+        for quiet in ["info", "info,sqlx=warn", "error"] {
+            assert!(!problems("log.filter", quiet).contains(&"log.filter"), "{quiet}");
+        }
+    }
+
     #[test]
     fn production_rejects_plain_http_public_url_and_origins() {
         let config = Config::from_figment(
@@ -960,6 +1090,44 @@ mod tests {
             let message = err.to_string();
             assert!(message.contains("server.request_timeout_secs"), "{message}");
             assert!(message.contains("APP_SERVER__REQUEST_TIMEOUT_SECS"), "{message}");
+            Ok(())
+        });
+    }
+
+    /// Every secret can come from a file, as container platforms mount
+    /// them, and is then as redacted as one set directly.
+    #[test]
+    #[expect(clippy::result_large_err, reason = "the signature of figment::Jail's closure")]
+    fn secrets_can_be_read_from_files() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("redis-url", "redis://:s3cret-redis@cache.internal:6379\n")?;
+            jail.create_file("client-secret", "0123456789")?;
+            jail.create_file("smtp-password", "smtp s3cret\r\n")?;
+            jail.set_env("APP_RATE_LIMIT__REDIS_URL_FILE", "redis-url");
+            jail.set_env("APP_OIDC__ISSUER", "https://id.example.com");
+            jail.set_env("APP_OIDC__CLIENT_ID", "api");
+            jail.set_env("APP_OIDC__CLIENT_SECRET_FILE", "client-secret");
+            jail.set_env("APP_MAIL__SMTP__USERNAME", "api");
+            jail.set_env("APP_MAIL__SMTP__PASSWORD_FILE", "smtp-password");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(
+                config.rate_limit.redis_url.as_ref().map(Secret::expose),
+                Some("redis://:s3cret-redis@cache.internal:6379")
+            );
+            assert_eq!(config.oidc.client_secret.as_ref().map(Secret::expose), Some("0123456789"));
+            assert_eq!(config.mail.smtp.password.as_ref().map(Secret::expose), Some("smtp s3cret"));
+            let printed = format!("{config:?} {}", serde_json::to_string(&config).expect("serializes"));
+            for secret in ["s3cret-redis", "0123456789", "smtp s3cret"] {
+                assert!(!printed.contains(secret), "{secret} printed");
+            }
+
+            jail.set_env("APP_MAIL__SMTP__PASSWORD_FILE", "missing-file");
+            let missing = Config::load(None).expect_err("no such file").to_string();
+            assert!(missing.contains("APP_MAIL__SMTP__PASSWORD_FILE"), "{missing}");
+            jail.set_env("APP_MAIL__SMTP__PASSWORD_FILE", "smtp-password");
+            jail.set_env("APP_MAIL__SMTP__PASSWORD", "also set directly");
+            let both = Config::load(None).expect_err("both forms").to_string();
+            assert!(both.contains("APP_MAIL__SMTP__PASSWORD_FILE"), "{both}");
             Ok(())
         });
     }

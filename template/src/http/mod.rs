@@ -62,14 +62,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     document
 }
 
-/// The whole application: the API, the docs, the 404 fallback and the
-/// middleware stack.
+/// The whole application: the API, the docs (unless `docs.expose` says
+/// otherwise), the 404 fallback and the middleware stack.
 pub fn router(state: AppState) -> Router {
     let config = state.config.clone();
     let (api, mut document) = api().split_for_parts();
     openapi::complete(&mut document);
+    // Unserved docs answer 404 like any unknown path (`docs.expose`).
+    let api = if config.docs_exposed() { api.merge(openapi::routes(document)) } else { api };
     let app = api
-        .merge(openapi::routes(document))
         // Every routed request meets its route's policy first: deny by default.
         .route_layer(from_fn_with_state(state.clone(), policy::enforce))
         .fallback(|| async { ApiError::NotFound })

@@ -112,3 +112,16 @@ fn every_operation_documents_its_responses_and_error_shape() {
         }
     }
 }
+
+/// Production serves no docs unless `docs.expose` says so (the default
+/// there); a service told not to answers 404 like for any unknown path.
+#[sqlx::test]
+async fn docs_are_not_served_when_turned_off(pool: Pool) {
+    let served = TestApp::new(pool.clone()).await;
+    assert_eq!(served.get("/openapi.json").await.status, StatusCode::OK, "development serves them");
+    let hidden =
+        TestApp::with_config(pool, config_with(|figment| figment.merge(("docs.expose", false)))).await;
+    for path in ["/openapi.json", "/docs/", "/docs/swagger-ui.css"] {
+        hidden.get(path).await.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    }
+}
