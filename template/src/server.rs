@@ -1,7 +1,8 @@
 //! Listeners: HTTPS with rustls, an optional plain-HTTP listener that only
 //! redirects to HTTPS (`http::https_redirect`), and a graceful shutdown that
 //! drains in-flight requests. Each connection is bounded: in number, in the
-//! time each step may take, and, over HTTP/2, in streams and resets.
+//! time each step may take, and, over HTTP/2, in streams and resets. SIGHUP
+//! reloads the certificate and key, so that renewing them needs no restart.
 
 use std::{
     convert::Infallible,
@@ -25,7 +26,7 @@ use tower::Service;
 use url::Url;
 
 use crate::{
-    config::{Config, ServerConfig},
+    config::{Config, Environment, ServerConfig, TlsConfig},
     http, tls,
 };
 
@@ -38,6 +39,8 @@ pub struct Server {
     https_addr: SocketAddr,
     redirect: Option<(TcpListener, SocketAddr)>,
     tls: Arc<rustls::ServerConfig>,
+    /// Where `tls` came from, read again on SIGHUP.
+    tls_source: (TlsConfig, Environment),
     app: Router,
     public_url: Url,
     shutdown_grace: Duration,
@@ -56,6 +59,7 @@ impl Server {
             https_addr,
             redirect,
             tls,
+            tls_source: (config.tls.clone(), config.env),
             app,
             public_url: config.server.public_url.clone(),
             shutdown_grace: config.server.shutdown_grace,
@@ -82,8 +86,9 @@ impl Server {
         // Each step of a connection has a deadline, so that slow or silent
         // clients (slowloris) cannot hold connections.
         let limits = self.limits;
-        let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(self.tls))
-            .handshake_timeout(limits.tls_handshake_timeout);
+        let certificate = RustlsConfig::from_config(self.tls);
+        reload_certificate_on_hangup(certificate.clone(), self.tls_source)?;
+        let acceptor = RustlsAcceptor::new(certificate).handshake_timeout(limits.tls_handshake_timeout);
         let mut https = axum_server::from_tcp(self.https)?
             .acceptor(acceptor)
             .handle(https_handle.clone())
@@ -135,6 +140,43 @@ impl Server {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// On each SIGHUP, reads the certificate chain and key again: connections
+/// from then on get the new pair, open ones keep theirs. A pair that fails
+/// to load is logged and the current one kept, so a botched renewal never
+/// takes the service down.
+#[cfg(unix)]
+fn reload_certificate_on_hangup(
+    current: RustlsConfig,
+    (settings, env): (TlsConfig, Environment),
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match tls::server_config(&settings, env) {
+                Ok(reloaded) => {
+                    current.reload_from_config(reloaded);
+                    tracing::info!("TLS certificate reloaded");
+                }
+                Err(err) => {
+                    tracing::error!(
+                        error = format!("{err:#}"),
+                        "TLS certificate not reloaded: kept the current one"
+                    );
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Without SIGHUP (Windows), a renewed certificate needs a restart.
+#[cfg(not(unix))]
+#[expect(clippy::unnecessary_wraps, reason = "the same signature as on unix")]
+fn reload_certificate_on_hangup(_: RustlsConfig, _: (TlsConfig, Environment)) -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// At most `server.max_connections` connections at once: the service of

@@ -296,6 +296,69 @@ async fn development_mode_on_a_public_address_must_be_chosen_explicitly(pool: Po
     assert!(listening, "explicit development mode serves");
 }
 
+/// A renewed certificate is served after SIGHUP, without a restart: new
+/// connections get the new pair. A pair that does not load is refused and
+/// the current one kept.
+#[sqlx::test]
+async fn sighup_reloads_the_certificate_without_a_restart(pool: Pool) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (cert_path, key_path) = (data.path().join("cert.pem"), data.path().join("key.pem"));
+    let issue = || {
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        std::fs::write(&cert_path, pair.cert.pem()).expect("write certificate");
+        std::fs::write(&key_path, pair.signing_key.serialize_pem()).expect("write key");
+        pair.cert.pem()
+    };
+    let first = issue();
+    let mut serve = against(&pool, &data, &["serve"]);
+    serve
+        .env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0")
+        .env("APP_LOG__FORMAT", "json")
+        .env("APP_TLS__CERT_PATH", &cert_path)
+        .env("APP_TLS__KEY_PATH", &key_path);
+    let mut child = serve.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let line: serde_json::Value = serde_json::from_str(&line).ok()?;
+            line["fields"]["https"].as_str()?.parse::<std::net::SocketAddr>().ok()
+        })
+        .expect("serve logs its address");
+    // Keep reading, so that the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let trusts = |pem: &str| {
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).expect("PEM")])
+            .resolve("localhost", addr)
+            .build()
+            .expect("client");
+        async move { client.get(format!("https://localhost:{}/healthz", addr.port())).send().await.is_ok() }
+    };
+    assert!(trusts(&first).await, "the configured certificate is served");
+
+    let renewed = issue();
+    let hangup = |child: &std::process::Child| {
+        let sent = Command::new("kill").arg("-HUP").arg(child.id().to_string()).status().expect("kill");
+        assert!(sent.success());
+    };
+    hangup(&child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !trusts(&renewed).await {
+        assert!(Instant::now() < deadline, "the renewed certificate is not served after SIGHUP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!trusts(&first).await, "new connections still get the old certificate");
+
+    std::fs::write(&key_path, "not a key").expect("break the key");
+    hangup(&child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(trusts(&renewed).await, "a pair that does not load replaced the working one");
+    assert!(child.try_wait().expect("wait").is_none(), "a bad renewal stopped the service");
+    stop(&mut child);
+}
+
 /// Stops a serving child as an orchestrator does, with SIGTERM: killed, it
 /// would leave SQLite's write-ahead log behind for the next test that gets
 /// the same database file.
