@@ -1,10 +1,12 @@
 //! The command line: `serve` (the default), `migrate`, `openapi`,
-//! `check-config`, `rotate-keys`, `create-admin`, `unlock-account`,
-//! `verify-audit` and `prune-audit`.
+//! `check-config`, `healthcheck`, `rotate-keys`, `create-admin`,
+//! `unlock-account`, `verify-audit` and `prune-audit`.
 
 use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
     process::ExitCode,
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
@@ -51,6 +53,11 @@ enum Command {
     /// Print the effective configuration, secrets redacted, and whether it is
     /// fit for production. Exits non-zero when it is not fit for its `env`.
     CheckConfig,
+    /// Ask the service running on this machine whether it is alive: GET
+    /// /healthz at `server.https_addr`, its certificate verified for the
+    /// host of `server.public_url`. Exits non-zero when it does not answer
+    /// 200: a container HEALTHCHECK in an image with no shell or curl.
+    Healthcheck,
     /// Rotate the keys that sign access tokens (in `auth.keys_dir`). Without
     /// a flag, stages a new key and promotes it at once; with several
     /// instances, `--stage`, roll out everywhere, then `--promote`.
@@ -112,6 +119,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref())?;
     match command {
         Command::CheckConfig => Ok(check_config(&config)?),
+        Command::Healthcheck => healthcheck(&config).await,
         Command::CreateAdmin { email, password_file, promote_existing } => {
             let _logs = telemetry::init(&config)?;
             let existing = if promote_existing {
@@ -222,6 +230,44 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!(http = %addr, "redirecting plain HTTP to HTTPS");
     }
     server.run(server::shutdown_signal()).await
+}
+
+async fn healthcheck(config: &Config) -> anyhow::Result<ExitCode> {
+    let public = &config.server.public_url;
+    let host = public.host_str().context("server.public_url has no host")?;
+    let listening = config.server.https_addr;
+    // Listening on every address, it answers on loopback too.
+    let local: SocketAddr = match listening.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => (Ipv4Addr::LOCALHOST, listening.port()).into(),
+        IpAddr::V6(ip) if ip.is_unspecified() => (Ipv6Addr::LOCALHOST, listening.port()).into(),
+        _ => listening,
+    };
+    // The served chain is trusted besides the system's roots, so that a
+    // development or private-CA certificate verifies too; the name is the
+    // public one, as clients see it.
+    let served = config.tls.cert_path.clone().unwrap_or_else(|| config.tls.dev_cert_dir.join("cert.pem"));
+    let chain = match std::fs::read(&served) {
+        Ok(pem) => reqwest::Certificate::from_pem_bundle(&pem).context("the served certificate chain")?,
+        Err(_) => Vec::new(),
+    };
+    let client = reqwest::Client::builder()
+        .tls_certs_merge(chain)
+        .resolve(host, local)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let url = public.join("healthz")?;
+    match client.get(url.clone()).send().await {
+        Ok(answer) if answer.status().is_success() => Ok(ExitCode::SUCCESS),
+        Ok(answer) => {
+            eprintln!("{url} answered {}", answer.status());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(err) => {
+            eprintln!("{url} via {local}: {err}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 /// The security posture the service starts with, for the audit trail: no

@@ -359,6 +359,32 @@ async fn sighup_reloads_the_certificate_without_a_restart(pool: Pool) {
     stop(&mut child);
 }
 
+/// `healthcheck` succeeds while the service serves on this machine and
+/// fails once it stopped: what a container's HEALTHCHECK runs.
+#[sqlx::test]
+async fn healthcheck_answers_whether_the_service_serves(pool: Pool) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let on_port = |args: &[&str]| {
+        let mut command = against(&pool, &data, args);
+        command
+            .env("APP_SERVER__HTTPS_ADDR", format!("127.0.0.1:{port}"))
+            .env("APP_SERVER__PUBLIC_URL", format!("https://localhost:{port}"));
+        command
+    };
+    let mut child = on_port(&["serve"]).spawn().expect("spawn");
+    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let listening = tokio::task::spawn_blocking(move || {
+        lines.map_while(Result::ok).any(|line| line.contains("listening"))
+    });
+    assert!(listening.await.expect("joined"), "serve never listened");
+    let alive = on_port(&["healthcheck"]).output().expect("runs");
+    assert!(alive.status.success(), "{}", stderr(&alive));
+    stop(&mut child);
+    let gone = on_port(&["healthcheck"]).output().expect("runs");
+    assert!(!gone.status.success(), "a stopped service passed the healthcheck");
+}
+
 /// Stops a serving child as an orchestrator does, with SIGTERM: killed, it
 /// would leave SQLite's write-ahead log behind for the next test that gets
 /// the same database file.
