@@ -1,22 +1,29 @@
-//! The README's table of where each security control lives names, for
-//! every row, the tests that prove it. This keeps those names true: a
-//! renamed or deleted test fails here, not in a reader's trust. (Rows may
-//! also name checks of the template's smoke run, `smoke: …`; the template
-//! verifies those.)
+//! The README's table of where each security control lives, and
+//! SECURITY.md's map of the OWASP API Security Top 10 and of each topic of
+//! secure API practice, name for every row the files and the tests that
+//! prove it. This keeps those names true: a renamed or deleted test fails
+//! here, not in a reader's trust. (README rows may also name checks of the
+//! template's smoke run, `smoke: …`; the template verifies those.)
 
 use std::path::{Path, PathBuf};
 
 const README: &str = include_str!("../../README.md");
 const TABLE: &str = "## Where each security control lives";
+const SECURITY: &str = include_str!("../../SECURITY.md");
+const OWASP: &str = "## OWASP API Security Top 10 (2023)";
+const PRACTICE: &str = "## Secure API practice, topic by topic";
 
-/// Each row's control, source files and proofs.
-fn rows() -> Vec<(String, Vec<String>, Vec<String>)> {
-    let table = README.split(TABLE).nth(1).expect("the README has the table");
+/// Each row's control, source files and proofs, in the table under
+/// `heading` of `document`.
+fn rows(document: &str, heading: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let table = document.split(heading).nth(1).unwrap_or_else(|| panic!("no table under {heading}"));
     let table = table.split("\n## ").next().unwrap_or_default();
     let code = |cell: &str| cell.split('`').skip(1).step_by(2).map(str::to_owned).collect::<Vec<_>>();
     table
         .lines()
-        .filter(|line| line.starts_with("| ") && !line.starts_with("| control") && !line.starts_with("| ---"))
+        .skip_while(|line| !line.starts_with("| ---"))
+        .skip(1)
+        .filter(|line| line.starts_with("| "))
         .map(|line| {
             let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
             assert_eq!(cells.len(), 3, "a row of three cells: {line}");
@@ -60,11 +67,29 @@ fn every_file_the_recipe_names_exists() {
 
 #[test]
 fn every_test_the_control_table_names_exists_and_is_a_test() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let rows = rows();
+    let rows = rows(README, TABLE);
     assert!(rows.len() >= 20, "the table lost rows: {}", rows.len());
+    assert_proven(&rows);
+}
+
+#[test]
+fn the_owasp_map_covers_every_risk_with_real_files_and_tests() {
+    let owasp = rows(SECURITY, OWASP);
+    let risks: Vec<&str> =
+        owasp.iter().map(|(risk, _, _)| risk.split(' ').next().unwrap_or_default()).collect();
+    let expected: Vec<String> = (1..=10).map(|n| format!("API{n}")).collect();
+    assert_eq!(risks, expected, "one row per risk, in order");
+    assert_proven(&owasp);
+    let practice = rows(SECURITY, PRACTICE);
+    assert!(practice.len() >= 8, "the practice table lost rows: {}", practice.len());
+    assert_proven(&practice);
+}
+
+/// Every source a row names exists, and every proof is a test.
+fn assert_proven(rows: &[(String, Vec<String>, Vec<String>)]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (control, sources, proofs) in rows {
-        for source in sources.iter().filter(|source| source.starts_with("src/")) {
+        for source in sources.iter().filter(|source| source.contains('/') || source.contains('.')) {
             assert!(root.join(source).exists(), "{control}: {source} does not exist");
         }
         let tests: Vec<&String> = proofs.iter().filter(|proof| !proof.starts_with("smoke: ")).collect();
