@@ -1132,6 +1132,59 @@ mod tests {
         });
     }
 
+    /// The settings the defaults file holds or shows commented out, as
+    /// the variable names that set them (`SERVER__HTTPS_ADDR`); an inline
+    /// table's keys count one by one, a map with only an example as itself.
+    fn settings_of_the_defaults() -> std::collections::BTreeSet<String> {
+        let (mut section, mut settings) = (String::new(), std::collections::BTreeSet::new());
+        for line in DEFAULTS.lines() {
+            if let Some(name) = line.strip_prefix('[').and_then(|line| line.strip_suffix(']')) {
+                section = format!("{}__", name.replace('.', "__").to_uppercase());
+            } else if line.starts_with("# \"") && line.contains("\" = ") {
+                settings.insert(section.trim_end_matches('_').to_owned());
+            } else if let Some((key, value)) = line.trim_start_matches("# ").split_once(" = ")
+                && key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            {
+                let name = format!("{section}{}", key.to_uppercase());
+                match value.strip_prefix("{ ").and_then(|value| value.strip_suffix(" }")) {
+                    Some(table) => settings.extend(table.split(", ").filter_map(|part| {
+                        part.split_once(" = ").map(|(key, _)| format!("{name}__{}", key.to_uppercase()))
+                    })),
+                    None => {
+                        settings.insert(name);
+                    }
+                }
+            }
+        }
+        settings
+    }
+
+    /// `.env.example` names every setting, each with a value the
+    /// configuration accepts, and secrets only in their `_FILE` form.
+    #[test]
+    #[expect(clippy::result_large_err, reason = "the signature of figment::Jail's closure")]
+    fn the_env_example_names_every_setting_with_a_value_that_loads() {
+        let example: Vec<(&str, &str)> = include_str!("../.env.example")
+            .lines()
+            .filter_map(|line| line.trim_start_matches("# ").strip_prefix(ENV_PREFIX)?.split_once('='))
+            .collect();
+        let named: std::collections::BTreeSet<String> =
+            example.iter().map(|(name, _)| name.trim_end_matches("_FILE").to_owned()).collect();
+        assert_eq!(named, settings_of_the_defaults());
+        for (name, _) in &example {
+            let setting = name.trim_end_matches("_FILE");
+            let secret = setting.ends_with("SECRET") || setting.ends_with("PASSWORD");
+            assert!(!secret || name.ends_with("_FILE"), "{name}: a secret's value in the example");
+        }
+        figment::Jail::expect_with(|jail| {
+            for (name, value) in example.iter().filter(|(name, _)| !name.ends_with("_FILE")) {
+                jail.set_env(format!("{ENV_PREFIX}{name}"), value);
+            }
+            Config::load(None).map_err(|err| err.to_string())?;
+            Ok(())
+        });
+    }
+
     #[test]
     #[expect(clippy::result_large_err, reason = "the signature of figment::Jail's closure")]
     fn unknown_keys_are_rejected() {
