@@ -77,6 +77,62 @@ fn serve_refuses_to_start_in_production_with_development_settings() {
     assert!(errors.contains("auth.keys_dir"), "development token keys are refused too: {errors}");
 }
 
+/// With the documented production settings (a real certificate, token
+/// keys of its own, mail over TLS, a secret from a file), production passes
+/// `check-config`, serves, answers its healthcheck and keeps its docs private.
+#[sqlx::test]
+async fn serve_starts_in_production_with_the_documented_settings(pool: Pool) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let (cert, key, secret) =
+        (data.path().join("cert.pem"), data.path().join("key.pem"), data.path().join("smtp-password"));
+    std::fs::write(&cert, pair.cert.pem()).expect("write certificate");
+    std::fs::write(&key, pair.signing_key.serialize_pem()).expect("write key");
+    std::fs::write(&secret, "smtp-secret\n").expect("write secret");
+    let database = pool.connect_options().to_url_lossy().to_string();
+    let production = |args: &[&str]| {
+        let mut command = against(&pool, &data, args);
+        command
+            .env("APP_ENV", "production")
+            .env("APP_SERVER__HTTPS_ADDR", format!("127.0.0.1:{port}"))
+            .env("APP_SERVER__PUBLIC_URL", format!("https://localhost:{port}"))
+            .env("APP_TLS__CERT_PATH", &cert)
+            .env("APP_TLS__KEY_PATH", &key)
+            .env("APP_MAIL__TRANSPORT", "smtp")
+            .env("APP_MAIL__SMTP__HOST", "mail.example.com")
+            .env("APP_MAIL__SMTP__USERNAME", "api")
+            .env("APP_MAIL__SMTP__PASSWORD_FILE", &secret);
+        if database.starts_with("postgres") {
+            // The tests' PostgreSQL is plain TCP on loopback: the documented waiver.
+            command.env("APP_DATABASE__ALLOW_PLAINTEXT_ON_PRIVATE_NETWORK", "true");
+        }
+        command
+    };
+    let keys = production(&["rotate-keys"]).output().expect("runs");
+    assert!(keys.status.success(), "{}", stderr(&keys));
+    let checked = production(&["check-config"]).output().expect("runs");
+    assert!(checked.status.success(), "{}{}", stdout(&checked), stderr(&checked));
+
+    let mut child = production(&["serve"]).spawn().expect("spawn");
+    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let listening = tokio::task::spawn_blocking(move || {
+        lines.map_while(Result::ok).any(|line| line.contains("listening"))
+    });
+    assert!(listening.await.expect("joined"), "production never listened");
+    let alive = production(&["healthcheck"]).output().expect("runs");
+    assert!(alive.status.success(), "{}", stderr(&alive));
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pair.cert.pem().as_bytes()).expect("PEM")])
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .expect("client");
+    let docs = client.get(format!("https://localhost:{port}/openapi.json")).send().await.expect("answers");
+    assert_eq!(docs.status(), reqwest::StatusCode::NOT_FOUND, "production serves its docs unasked");
+    drop((docs, client));
+    stop_beside_the_runtime(child).await;
+}
+
 #[test]
 fn a_bad_setting_is_named_with_its_variable() {
     let output = run(&["check-config"], &[("APP_SERVER__BODY_LIMIT_BYTES", "lots")]);
@@ -356,7 +412,7 @@ async fn sighup_reloads_the_certificate_without_a_restart(pool: Pool) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(trusts(&renewed).await, "a pair that does not load replaced the working one");
     assert!(child.try_wait().expect("wait").is_none(), "a bad renewal stopped the service");
-    stop(&mut child);
+    stop_beside_the_runtime(child).await;
 }
 
 /// `healthcheck` succeeds while the service serves on this machine and
@@ -383,6 +439,13 @@ async fn healthcheck_answers_whether_the_service_serves(pool: Pool) {
     stop(&mut child);
     let gone = on_port(&["healthcheck"]).output().expect("runs");
     assert!(!gone.status.success(), "a stopped service passed the healthcheck");
+}
+
+/// `stop`, off the test's single runtime thread: the closing of this test's
+/// own client connections runs on that thread, and the child's drain
+/// would wait for them.
+async fn stop_beside_the_runtime(mut child: std::process::Child) {
+    tokio::task::spawn_blocking(move || stop(&mut child)).await.expect("stopped");
 }
 
 /// Stops a serving child as an orchestrator does, with SIGTERM: killed, it
