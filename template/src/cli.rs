@@ -1,6 +1,6 @@
 //! The command line: `serve` (the default), `migrate`, `openapi`,
 //! `check-config`, `healthcheck`, `rotate-keys`, `create-admin`,
-//! `unlock-account`, `verify-audit` and `prune-audit`.
+//! `unlock-account`, `verify-audit`, `prune-audit` and `rotate-data-key`.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -22,11 +22,12 @@ use crate::{
     auth::{
         Auth,
         keys::{self, Rotation},
+        oidc::login,
     },
     config::{Config, Environment},
     db,
     domain::{Email, Password},
-    http, maintenance,
+    http, maintenance, notes,
     server::{self, Server},
     telemetry,
 };
@@ -96,6 +97,14 @@ enum Command {
     /// Remove audit events older than `audit.retention_days`, keeping the
     /// chain verifiable.
     PruneAudit,
+    /// Re-encrypt every value sealed at rest under another key than the
+    /// first of `encryption.keys`, a batch at a time. The old keys keep
+    /// opening meanwhile; stopped, it resumes where it was when run again.
+    RotateDataKey {
+        /// Values re-encrypted per batch (each batch is its own write).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: u32,
+    },
 }
 
 pub async fn run() -> ExitCode {
@@ -163,24 +172,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::VerifyAudit => {
-            let pool = db::connect(&config).await?;
-            db::migrate(&pool).await?;
-            match chain::verify(&pool).await {
-                Ok(verified) => {
-                    println!(
-                        "audit trail verified: {} events from #{}; head hash {}",
-                        verified.rows, verified.first_seq, verified.head_hash
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(VerifyError::Broken(broken)) => {
-                    println!("audit trail BROKEN: {broken}");
-                    Ok(ExitCode::FAILURE)
-                }
-                Err(VerifyError::Database(err)) => Err(err.into()),
-            }
-        }
+        Command::VerifyAudit => verify_audit(&config).await,
         Command::PruneAudit => {
             let _logs = telemetry::init(&config)?;
             let pool = db::connect(&config).await?;
@@ -192,6 +184,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::RotateDataKey { batch } => rotate_data_key(&config, batch).await,
         Command::Migrate => {
             let _logs = telemetry::init(&config)?;
             let pool = db::connect(&config).await?;
@@ -208,6 +201,43 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Openapi => unreachable!("handled above"),
     }
+}
+
+/// Walks the audit trail's chain; a broken link is a failure exit, not an error.
+async fn verify_audit(config: &Config) -> anyhow::Result<ExitCode> {
+    let pool = db::connect(config).await?;
+    db::migrate(&pool).await?;
+    match chain::verify(&pool).await {
+        Ok(verified) => {
+            println!(
+                "audit trail verified: {} events from #{}; head hash {}",
+                verified.rows, verified.first_seq, verified.head_hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(VerifyError::Broken(broken)) => {
+            println!("audit trail BROKEN: {broken}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(VerifyError::Database(err)) => Err(err.into()),
+    }
+}
+
+/// Re-encrypts every sealed value under the first data key.
+async fn rotate_data_key(config: &Config, batch: u32) -> anyhow::Result<ExitCode> {
+    let _logs = telemetry::init(config)?;
+    let keys = config.encryption.data_keys()?;
+    let pool = db::connect(config).await?;
+    db::migrate(&pool).await?;
+    let notes = notes::reseal_all(&pool, &keys, batch).await?;
+    let logins = login::reseal_pending(&pool, &keys, batch).await?;
+    println!(
+        "re-encrypted {} values ({notes} note bodies, {logins} pending logins); every sealed value is now \
+         under the key {}",
+        notes + logins,
+        keys.current_id()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

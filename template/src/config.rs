@@ -24,7 +24,12 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::{authz::Role, domain::password, rate_limit::Quota};
+use crate::{
+    authz::Role,
+    domain::password,
+    encryption::{DataKeys, EncryptionError},
+    rate_limit::Quota,
+};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -68,6 +73,7 @@ pub struct Config {
     pub log: LogConfig,
     pub docs: DocsConfig,
     pub cors: CorsConfig,
+    pub encryption: EncryptionConfig,
 }
 
 /// Durations are written in whole seconds (keys ending in `_secs`) or
@@ -405,6 +411,25 @@ impl Serialize for Secret {
     }
 }
 
+/// Shortest secret production accepts: shorter ones are usually chosen by a
+/// person, and sixteen random characters are beyond guessing online.
+const MIN_SECRET_CHARS: usize = 16;
+
+/// Words of the placeholders that examples and documentation use for
+/// secrets, which are the first values an attacker tries.
+const PLACEHOLDER_WORDS: [&str; 6] =
+    ["changeme", "replaceme", "example", "placeholder", "secret", "password"];
+
+/// Whether a secret is too short, made of one repeated character, or a
+/// placeholder.
+fn is_guessable(secret: &str) -> bool {
+    let letters: String =
+        secret.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect();
+    secret.chars().count() < MIN_SECRET_CHARS
+        || secret.chars().all(|c| secret.starts_with(c))
+        || PLACEHOLDER_WORDS.iter().any(|word| letters.contains(word))
+}
+
 /// Whether `url` names this machine, where no network carries its traffic.
 fn is_loopback_host(url: &Url) -> bool {
     match url.host() {
@@ -437,6 +462,23 @@ pub struct DocsConfig {
     /// Serve Swagger UI and the OpenAPI document; unset, by environment.
     #[serde(default)]
     pub expose: Option<bool>,
+}
+
+/// The keys of field-level encryption at rest (see `encryption`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// `id:base64` entries of 32 random bytes each, the first sealing new
+    /// values; unset: the public development key, which production refuses.
+    #[serde(default)]
+    pub keys: Option<Secret>,
+}
+
+impl EncryptionConfig {
+    /// The configured keys, or the development key when none are.
+    pub fn data_keys(&self) -> Result<DataKeys, EncryptionError> {
+        self.keys.as_ref().map_or_else(|| Ok(DataKeys::development()), |keys| DataKeys::parse(keys.expose()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -596,6 +638,7 @@ impl Config {
                     on its network can reset every limit",
             });
         }
+        problems.extend(self.secret_problems());
         let most_verbose = tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .ok()
             .and_then(|filter| filter.max_level_hint());
@@ -605,6 +648,56 @@ impl Config {
                 problem: "debug and trace lines carry request internals and flood the logs: info or \
                     quieter in production",
             });
+        }
+        problems
+    }
+
+    /// Secrets that production needs and lacks, or that are guessable: too
+    /// short, a placeholder, or the public development key.
+    fn secret_problems(&self) -> Vec<PostureProblem> {
+        let mut problems = Vec::new();
+        match &self.encryption.keys {
+            None => problems.push(PostureProblem {
+                key: "encryption.keys",
+                problem: "missing: without keys, confidential data is sealed with the public development key",
+            }),
+            Some(keys) if DataKeys::includes_development_key(keys.expose()) => {
+                problems.push(PostureProblem {
+                    key: "encryption.keys",
+                    problem: "includes the public development key, which anyone can read in the source",
+                });
+            }
+            Some(_) => {}
+        }
+        // As written in the URL, percent-encoded: longer than the password
+        // only where it holds characters beyond guessing anyway.
+        let redis_password = self
+            .rate_limit
+            .redis_url
+            .as_ref()
+            .and_then(|url| Url::parse(url.expose()).ok()?.password().map(str::to_owned));
+        let required = [
+            (
+                "oidc.client_secret",
+                self.oidc.client_id.is_some(),
+                self.oidc.client_secret.as_ref().map(Secret::expose),
+            ),
+            (
+                "mail.smtp.password",
+                self.mail.smtp.username.is_some(),
+                self.mail.smtp.password.as_ref().map(Secret::expose),
+            ),
+            ("rate_limit.redis_url", false, redis_password.as_deref()),
+        ];
+        for (key, needed, secret) in required {
+            let problem = match secret {
+                None if needed => "missing",
+                Some(secret) if is_guessable(secret) => {
+                    "guessable: at least 16 characters, random, not a placeholder from an example"
+                }
+                _ => continue,
+            };
+            problems.push(PostureProblem { key, problem });
         }
         problems
     }
@@ -701,6 +794,9 @@ impl Config {
         )?;
         self.validate_oidc()?;
         self.validate_mail()?;
+        if let Err(err) = self.encryption.data_keys() {
+            return Err(ConfigError::Invalid { key: "encryption.keys", problem: err.to_string() });
+        }
         if let Err(err) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::Invalid { key: "log.filter", problem: err.to_string() });
         }
@@ -1053,7 +1149,7 @@ mod tests {
             problems("rate_limit.redis_url", "redis://cache.internal:6379").contains(&"rate_limit.redis_url")
         );
         for fit in [
-            "redis://:s3cret@cache.internal:6379",
+            "redis://:kq7Vx2mZp9RtL4wN@cache.internal:6379",
             "redis://127.0.0.1:6379",
             "redis://localhost",
             "redis://[::1]",
@@ -1066,6 +1162,51 @@ mod tests {
         for quiet in ["info", "info,sqlx=warn", "error"] {
             assert!(!problems("log.filter", quiet).contains(&"log.filter"), "{quiet}");
         }
+    }
+
+    /// Production needs every secret its features use, each long and random,
+    /// and data keys of its own.
+    #[test]
+    fn production_secrets_are_present_and_unguessable() {
+        let problems = |settings: &[(&str, &str)]| {
+            let figment = settings
+                .iter()
+                .fold(Config::defaults().merge(("env", "production")), |figment, pair| figment.merge(*pair));
+            let config = Config::from_figment(&figment).expect("loads");
+            config.production_problems().into_iter().map(|p| (p.key, p.problem)).collect::<Vec<_>>()
+        };
+        let about = |settings: &[(&str, &str)], key: &str| {
+            problems(settings).into_iter().find(|(name, _)| *name == key).map(|(_, problem)| problem)
+        };
+        let strong = "kq7Vx2mZp9RtL4wNc8Hj";
+        assert!(about(&[], "encryption.keys").is_some_and(|p| p.starts_with("missing")));
+        let development = format!("ours:{}", crate::encryption::DEVELOPMENT_KEY.1);
+        assert!(
+            about(&[("encryption.keys", &development)], "encryption.keys")
+                .is_some_and(|p| p.contains("public"))
+        );
+        let own = "2026-11:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        assert_eq!(about(&[("encryption.keys", own)], "encryption.keys"), None);
+        let oidc = [("oidc.issuer", "https://id.example.com"), ("oidc.client_id", "api")];
+        assert_eq!(about(&oidc, "oidc.client_secret"), Some("missing"));
+        for guessable in
+            ["short-secret", "changeme-changeme-changeme", "xxxxxxxxxxxxxxxxxxxx", "My-Example-Secret-2026"]
+        {
+            let settings = [oidc[0], oidc[1], ("oidc.client_secret", guessable)];
+            assert!(
+                about(&settings, "oidc.client_secret").is_some_and(|p| p.starts_with("guessable")),
+                "{guessable}"
+            );
+        }
+        assert_eq!(about(&[oidc[0], oidc[1], ("oidc.client_secret", strong)], "oidc.client_secret"), None);
+        assert_eq!(about(&[("mail.smtp.username", "api")], "mail.smtp.password"), Some("missing"));
+        let smtp = [("mail.smtp.username", "api"), ("mail.smtp.password", "hunter2")];
+        assert!(about(&smtp, "mail.smtp.password").is_some_and(|p| p.starts_with("guessable")));
+        assert_eq!(about(&[smtp[0], ("mail.smtp.password", strong)], "mail.smtp.password"), None);
+        let redis = [("rate_limit.redis_url", "redis://:password@127.0.0.1:6379")];
+        assert!(about(&redis, "rate_limit.redis_url").is_some_and(|p| p.starts_with("guessable")));
+        let secret_free = problems(&[("oidc.client_secret", "hunter2")]);
+        assert!(!format!("{secret_free:?}").contains("hunter2"), "problems never echo a secret");
     }
 
     #[test]
@@ -1173,7 +1314,7 @@ mod tests {
         assert_eq!(named, settings_of_the_defaults());
         for (name, _) in &example {
             let setting = name.trim_end_matches("_FILE");
-            let secret = setting.ends_with("SECRET") || setting.ends_with("PASSWORD");
+            let secret = ["SECRET", "PASSWORD", "__KEYS"].iter().any(|suffix| setting.ends_with(suffix));
             assert!(!secret || name.ends_with("_FILE"), "{name}: a secret's value in the example");
         }
         figment::Jail::expect_with(|jail| {

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod encryption;
 pub mod http;
 pub mod mail;
 pub mod maintenance;
@@ -35,6 +36,7 @@ pub struct Services {
     pub mail: Arc<mail::Mailer>,
     pub rate_limits: Arc<rate_limit::RateLimiter>,
     pub audit: Arc<audit::Auditor>,
+    pub data_keys: Arc<encryption::DataKeys>,
 }
 
 impl Deref for AppState {
@@ -55,6 +57,7 @@ impl AppState {
             mail: Arc::new(mail::Mailer::start(&config, db.clone())?),
             rate_limits: Arc::new(rate_limit::RateLimiter::new(&config.rate_limit)?),
             audit: audit::Auditor::start(&config.audit, db.clone()),
+            data_keys: Arc::new(config.encryption.data_keys()?),
             config,
             db,
         })))

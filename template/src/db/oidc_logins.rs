@@ -9,6 +9,7 @@ use super::Pool;
 pub struct PendingLogin<'a> {
     pub state_hash: &'a [u8],
     pub browser_hash: &'a [u8],
+    /// Sealed (see `auth::oidc::login`).
     pub pkce_verifier: &'a str,
     pub nonce: &'a str,
     pub expires_at: i64,
@@ -61,6 +62,41 @@ pub async fn take(pool: &Pool, state_hash: &[u8]) -> Result<Option<TakenLogin>, 
     .bind(state_hash)
     .fetch_optional(pool)
     .await
+}
+
+/// Up to `limit` pending logins (state hash and stored verifier) whose
+/// verifier is not sealed with the prefix `sealed_prefix`.
+pub async fn sealed_otherwise(
+    pool: &Pool,
+    sealed_prefix: &str,
+    limit: u32,
+) -> Result<Vec<(Vec<u8>, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT state_hash, pkce_verifier FROM oidc_logins WHERE pkce_verifier NOT LIKE $1 \
+         ORDER BY state_hash LIMIT $2",
+    )
+    .bind(format!("{sealed_prefix}%"))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+}
+
+/// Sets the stored verifier of the login `state_hash` if it is still
+/// `read_verifier`; `false` when the login was taken in between.
+pub async fn reseal_verifier(
+    pool: &Pool,
+    state_hash: &[u8],
+    read_verifier: &str,
+    verifier: &str,
+) -> Result<bool, sqlx::Error> {
+    let result =
+        sqlx::query("UPDATE oidc_logins SET pkce_verifier = $3 WHERE state_hash = $1 AND pkce_verifier = $2")
+            .bind(state_hash)
+            .bind(read_verifier)
+            .bind(verifier)
+            .execute(pool)
+            .await?;
+    Ok(result.rows_affected() == 1)
 }
 
 /// Deletes the logins that expired before `now`, abandoned half-way;

@@ -302,8 +302,12 @@ impl From<NotesError> for ApiError {
         match err {
             // Another user's note answers exactly like a missing one.
             NotesError::NotFound => Self::NotFound,
+            // Rare: concurrent writes to one note; the client may simply retry.
+            NotesError::Contended => Self::Conflict("the note was changed by another request; try again"),
             NotesError::NoAccount(err) => err.into(),
             NotesError::Database(err) => err.into(),
+            // A stored value that does not open is a fault here, never the client's.
+            NotesError::Encryption(err) => Self::Internal(err.into()),
         }
     }
 }

@@ -85,11 +85,13 @@ async fn serve_starts_in_production_with_the_documented_settings(pool: Pool) {
     let data = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let (cert, key, secret) =
-        (data.path().join("cert.pem"), data.path().join("key.pem"), data.path().join("smtp-password"));
+    let file = |name: &str| data.path().join(name);
+    let (cert, key, secret, data_keys) =
+        (file("cert.pem"), file("key.pem"), file("smtp-password"), file("data-keys"));
     std::fs::write(&cert, pair.cert.pem()).expect("write certificate");
     std::fs::write(&key, pair.signing_key.serialize_pem()).expect("write key");
-    std::fs::write(&secret, "smtp-secret\n").expect("write secret");
+    std::fs::write(&secret, "vT4q-Zr8m-Kd2w-Hn6p\n").expect("write secret");
+    std::fs::write(&data_keys, "2026-11:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n").expect("write keys");
     let database = pool.connect_options().to_url_lossy().to_string();
     let production = |args: &[&str]| {
         let mut command = against(&pool, &data, args);
@@ -102,7 +104,8 @@ async fn serve_starts_in_production_with_the_documented_settings(pool: Pool) {
             .env("APP_MAIL__TRANSPORT", "smtp")
             .env("APP_MAIL__SMTP__HOST", "mail.example.com")
             .env("APP_MAIL__SMTP__USERNAME", "api")
-            .env("APP_MAIL__SMTP__PASSWORD_FILE", &secret);
+            .env("APP_MAIL__SMTP__PASSWORD_FILE", &secret)
+            .env("APP_ENCRYPTION__KEYS_FILE", &data_keys);
         if database.starts_with("postgres") {
             // The tests' PostgreSQL is plain TCP on loopback: the documented waiver.
             command.env("APP_DATABASE__ALLOW_PLAINTEXT_ON_PRIVATE_NETWORK", "true");

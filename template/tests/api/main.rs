@@ -15,6 +15,7 @@ mod authz;
 mod caches;
 mod cli;
 mod email;
+mod encryption;
 mod errors;
 mod headers;
 mod health;

@@ -669,6 +669,49 @@ mod provider_keys {
         assert_eq!(shed.header("retry-after"), "1");
     }
 
+    /// The PKCE verifier a pending login keeps is sealed at rest (its S256
+    /// is the challenge the provider was sent), and a key rotation
+    /// re-encrypts it so that the login can still finish.
+    #[sqlx::test]
+    async fn pending_logins_keep_their_pkce_verifier_sealed_through_a_rotation(pool: app::db::Pool) {
+        use app::encryption::{DataKeys, Field};
+        use base64::Engine;
+        use sha2::Digest;
+
+        const KEY_A: &str = "a:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        const KEY_B: &str = "b:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+        const VERIFIER: Field = Field { table: "oidc_logins", column: "pkce_verifier" };
+        let (_stand_in, _provider, issuer) = stand_in_with(&[], slow_to_refetch()).await;
+        let config = crate::helpers::config_with(|figment| {
+            figment
+                .merge(("oidc.issuer", &issuer))
+                .merge(("oidc.client_id", "api-login"))
+                .merge(("encryption.keys", KEY_A))
+        });
+        let app = crate::helpers::TestApp::with_config(pool.clone(), config).await;
+        let start = app.get("/api/v1/auth/oidc/login").await;
+        let location = url::Url::parse(start.header("location")).expect("location");
+        let challenge = location.query_pairs().find(|(name, _)| name == "code_challenge").expect("PKCE").1;
+        let (state_hash, stored): (Vec<u8>, String) =
+            sqlx::query_as("SELECT state_hash, pkce_verifier FROM oidc_logins")
+                .fetch_one(&pool)
+                .await
+                .expect("row");
+        assert!(stored.starts_with("enc1:a:"), "{stored}");
+        let s256 = |verifier: &str| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
+        };
+        let keys = DataKeys::parse(&format!("{KEY_B} {KEY_A}")).expect("keys");
+        assert_eq!(s256(&keys.open(VERIFIER, &state_hash, &stored).expect("opens")), challenge);
+
+        let resealed = app::auth::oidc::login::reseal_pending(&pool, &keys, 10).await.expect("rotates");
+        assert_eq!(resealed, 1);
+        let rotated: String =
+            sqlx::query_scalar("SELECT pkce_verifier FROM oidc_logins").fetch_one(&pool).await.expect("row");
+        let new_only = DataKeys::parse(KEY_B).expect("keys");
+        assert_eq!(s256(&new_only.open(VERIFIER, &state_hash, &rotated).expect("opens")), challenge);
+    }
+
     /// Timing that never refetches within a test.
     fn slow_to_refetch() -> KeyTiming {
         KeyTiming { min_refresh_interval: Duration::from_mins(1), max_age: Duration::from_hours(1) }

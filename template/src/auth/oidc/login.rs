@@ -1,8 +1,8 @@
 //! Login at the provider: the authorization code flow with PKCE (S256),
 //! `state` and `nonce` (OAuth 2.0 Security BCP; OpenID Connect Core 3.1).
 //!
-//! `start` remembers, server-side and for ten minutes, the PKCE verifier and
-//! the nonce under the hash of `state`, and binds the login to the browser
+//! `start` remembers, server-side and for ten minutes, the PKCE verifier
+//! (encrypted at rest) and the nonce under the hash of `state`, and binds the login to the browser
 //! with a random cookie, so that an attacker cannot make a victim's browser
 //! finish a login the attacker started (login CSRF). `finish` accepts each
 //! state once, exchanges the code, validates the ID token and issues this
@@ -22,6 +22,7 @@
 //!
 //! Linking ends every session the account had.
 
+use anyhow::Context;
 use oauth2::{
     AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
     ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, StandardRevocableToken,
@@ -44,8 +45,13 @@ use crate::{
     authz::Role,
     db::{self, Pool, oidc_logins::PendingLogin, users::NewUser},
     domain::{DisplayName, Email},
+    encryption::{self, DataKeys, Field},
 };
 use uuid::Uuid;
+
+/// Where a pending login's PKCE verifier is kept, sealed and bound to the
+/// hash of its `state`: a copy of the database cannot finish a login.
+const PKCE_VERIFIER: Field = Field { table: "oidc_logins", column: "pkce_verifier" };
 
 /// How long a login may take between the redirect and the callback.
 const LOGIN_LIFETIME_SECS: u64 = 600;
@@ -139,7 +145,12 @@ struct IdClaims {
 
 /// Begins a login at the provider; with `link_to`, a signed-in user's
 /// request to link the identity they log in with to their account.
-pub async fn start(db: &Pool, oidc: &Oidc, link_to: Option<Uuid>) -> Result<Redirect, LoginError> {
+pub async fn start(
+    db: &Pool,
+    keys: &DataKeys,
+    oidc: &Oidc,
+    link_to: Option<Uuid>,
+) -> Result<Redirect, LoginError> {
     let client = oauth_client(oidc).await?;
     let settings = oidc.client.as_ref().ok_or(LoginError::NotConfigured)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -151,13 +162,16 @@ pub async fn start(db: &Pool, oidc: &Oidc, link_to: Option<Uuid>) -> Result<Redi
         .add_extra_param("nonce", &nonce)
         .set_pkce_challenge(challenge)
         .url();
+    let state_hash = sha256(state.secret());
+    let sealed_verifier =
+        keys.seal(PKCE_VERIFIER, &state_hash, verifier.secret()).context("sealing the PKCE verifier")?;
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     let remembered = db::oidc_logins::insert(
         db,
         PendingLogin {
-            state_hash: &sha256(state.secret()),
+            state_hash: &state_hash,
             browser_hash: &sha256(&browser_binding),
-            pkce_verifier: verifier.secret(),
+            pkce_verifier: &sealed_verifier,
             nonce: &nonce,
             expires_at: now.saturating_add_unsigned(LOGIN_LIFETIME_SECS),
             link_user_id: link_to,
@@ -172,16 +186,23 @@ pub async fn start(db: &Pool, oidc: &Oidc, link_to: Option<Uuid>) -> Result<Redi
     Ok(Redirect { location, browser_binding })
 }
 
+/// What the provider's redirect to the callback brings back, with the
+/// browser's binding cookie.
+pub struct Callback<'a> {
+    pub code: &'a str,
+    pub state: &'a str,
+    pub browser_binding: Option<&'a str>,
+}
+
 pub async fn finish(
     db: &Pool,
+    keys: &DataKeys,
     auth: &Auth,
     audit: &Auditor,
     oidc: &Oidc,
-    code: &str,
-    state: &str,
-    browser_binding: Option<&str>,
+    callback: &Callback<'_>,
 ) -> Result<TokenPair, LoginError> {
-    match complete(db, auth, oidc, code, state, browser_binding).await {
+    match complete(db, keys, auth, oidc, callback).await {
         Ok((user_id, pair)) => {
             let event = Event::new("auth.oidc.login.succeeded", Outcome::Success)
                 .actor(Actor::account(user_id).by("oidc"))
@@ -202,24 +223,27 @@ pub async fn finish(
 /// its new session.
 async fn complete(
     db: &Pool,
+    keys: &DataKeys,
     auth: &Auth,
     oidc: &Oidc,
-    code: &str,
-    state: &str,
-    browser_binding: Option<&str>,
+    callback: &Callback<'_>,
 ) -> Result<(Uuid, TokenPair), LoginError> {
+    let Callback { code, state, browser_binding } = *callback;
     let settings = oidc.client.as_ref().ok_or(LoginError::NotConfigured)?;
-    let pending = db::oidc_logins::take(db, &sha256(state)).await?.ok_or(LoginError::InvalidState)?;
+    let state_hash = sha256(state);
+    let pending = db::oidc_logins::take(db, &state_hash).await?.ok_or(LoginError::InvalidState)?;
     let same_browser = browser_binding.is_some_and(|binding| sha256(binding) == pending.browser_hash);
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     if !same_browser || pending.expires_at < now {
         return Err(LoginError::InvalidState);
     }
 
+    let verifier =
+        keys.open(PKCE_VERIFIER, &state_hash, &pending.pkce_verifier).context("opening the PKCE verifier")?;
     let client = oauth_client(oidc).await?;
     let response = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
-        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier))
         .request_async(&oidc.outbound)
         .await
         .map_err(|err| LoginError::Refused(err.to_string()))?;
@@ -339,4 +363,19 @@ async fn oauth_client(oidc: &Oidc) -> Result<OidcClient, LoginError> {
         client = client.set_client_secret(ClientSecret::new(secret.expose().to_owned()));
     }
     Ok(client)
+}
+
+/// Re-encrypts the PKCE verifiers of pending logins not yet under the
+/// current key; returns how many (see `encryption::reseal_all`).
+pub async fn reseal_pending(db: &Pool, keys: &DataKeys, batch: u32) -> anyhow::Result<u64> {
+    encryption::reseal_all(
+        keys,
+        PKCE_VERIFIER,
+        batch,
+        async |prefix, limit| Ok(db::oidc_logins::sealed_otherwise(db, prefix, limit).await?),
+        async |state_hash, read, verifier| {
+            Ok(db::oidc_logins::reseal_verifier(db, state_hash, read, verifier).await?)
+        },
+    )
+    .await
 }

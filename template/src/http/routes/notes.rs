@@ -11,13 +11,12 @@ use uuid::Uuid;
 use crate::{
     AppState,
     auth::Principal,
-    db::notes::NoteRow,
     domain::{NoteBody, NoteTitle, PageQuery},
     http::{
         ApiError, ErrorEnvelope,
         extract::{IdPath, JsonBody, ValidQuery},
     },
-    notes,
+    notes::{self, Note, NoteChanges},
 };
 
 /// Largest note request. A note of the longest title and body the schema
@@ -40,6 +39,9 @@ pub struct NoteResponse {
     pub id: Uuid,
     pub title: String,
     pub body: String,
+    /// Whether the body is stored encrypted; it is shown in the clear to
+    /// its readers all the same.
+    pub confidential: bool,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -48,12 +50,13 @@ pub struct NoteResponse {
     pub updated_at: OffsetDateTime,
 }
 
-impl From<NoteRow> for NoteResponse {
-    fn from(note: NoteRow) -> Self {
+impl From<Note> for NoteResponse {
+    fn from(note: Note) -> Self {
         Self {
             id: note.id,
             title: note.title,
             body: note.body,
+            confidential: note.confidential,
             created_at: note.created_at,
             updated_at: note.updated_at,
         }
@@ -74,6 +77,9 @@ pub struct NewNote {
     title: NoteTitle,
     #[serde(default = "empty_body")]
     body: NoteBody,
+    /// Store the body encrypted at rest (the title stays searchable).
+    #[serde(default)]
+    confidential: bool,
 }
 
 fn empty_body() -> NoteBody {
@@ -87,6 +93,8 @@ pub struct NotePatch {
     title: Option<NoteTitle>,
     #[serde(default)]
     body: Option<NoteBody>,
+    #[serde(default)]
+    confidential: Option<bool>,
 }
 
 /// List the caller's notes, oldest first.
@@ -104,7 +112,7 @@ pub async fn list(
     principal: Principal,
     ValidQuery(query): ValidQuery<PageQuery>,
 ) -> Result<Json<NotePage>, ApiError> {
-    let page = notes::page(&state.db, &principal, &query).await?;
+    let page = notes::page(&state.db, &state.data_keys, &principal, &query).await?;
     Ok(Json(NotePage {
         items: page.items.into_iter().map(Into::into).collect(),
         next_after: page.next_after,
@@ -127,7 +135,9 @@ pub async fn create(
     principal: Principal,
     JsonBody(note): JsonBody<NewNote>,
 ) -> Result<(StatusCode, Json<NoteResponse>), ApiError> {
-    let note = notes::create(&state.db, &principal, &note.title, &note.body).await?;
+    let note =
+        notes::create(&state.db, &state.data_keys, &principal, &note.title, &note.body, note.confidential)
+            .await?;
     Ok((StatusCode::CREATED, Json(note.into())))
 }
 
@@ -147,10 +157,10 @@ pub async fn get(
     principal: Principal,
     IdPath(id): IdPath,
 ) -> Result<Json<NoteResponse>, ApiError> {
-    Ok(Json(notes::get(&state.db, &principal, id).await?.into()))
+    Ok(Json(notes::get(&state.db, &state.data_keys, &principal, id).await?.into()))
 }
 
-/// Change the title or body of one of the caller's notes.
+/// Change the title, body or confidentiality of one of the caller's notes.
 #[utoipa::path(
     patch,
     path = "/api/v1/notes/{id}",
@@ -168,7 +178,12 @@ pub async fn update(
     IdPath(id): IdPath,
     JsonBody(patch): JsonBody<NotePatch>,
 ) -> Result<Json<NoteResponse>, ApiError> {
-    let note = notes::update(&state.db, &principal, id, patch.title.as_ref(), patch.body.as_ref()).await?;
+    let changes = NoteChanges {
+        title: patch.title.as_ref(),
+        body: patch.body.as_ref(),
+        confidential: patch.confidential,
+    };
+    let note = notes::update(&state.db, &state.data_keys, &principal, id, &changes).await?;
     Ok(Json(note.into()))
 }
 

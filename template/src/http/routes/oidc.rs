@@ -13,7 +13,7 @@ use crate::{
     AppState,
     auth::{
         Principal,
-        oidc::login::{self, BROWSER_COOKIE, LoginError},
+        oidc::login::{self, BROWSER_COOKIE, Callback, LoginError},
         sessions::TokenPair,
     },
     http::{ApiError, ErrorEnvelope},
@@ -41,7 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 )]
 pub async fn start(State(state): State<AppState>) -> Result<Response, ApiError> {
     let oidc = state.auth.oidc.as_ref().ok_or(ApiError::NotFound)?;
-    let redirect = login::start(&state.db, oidc, None).await?;
+    let redirect = login::start(&state.db, &state.data_keys, oidc, None).await?;
     let location = HeaderValue::from_str(redirect.location.as_str()).map_err(anyhow::Error::from)?;
     Ok((StatusCode::FOUND, [(header::LOCATION, location)], browser_cookie(&redirect)?).into_response())
 }
@@ -73,7 +73,7 @@ pub struct LinkStart {
 )]
 pub async fn link(State(state): State<AppState>, principal: Principal) -> Result<Response, ApiError> {
     let oidc = state.auth.oidc.as_ref().ok_or(ApiError::NotFound)?;
-    let redirect = login::start(&state.db, oidc, Some(principal.user_id()?)).await?;
+    let redirect = login::start(&state.db, &state.data_keys, oidc, Some(principal.user_id()?)).await?;
     let body = LinkStart { location: redirect.location.to_string() };
     Ok((browser_cookie(&redirect)?, Json(body)).into_response())
 }
@@ -118,9 +118,8 @@ pub async fn callback(
         return Err(LoginError::Refused(params.error.unwrap_or_else(|| "no code".to_owned())).into());
     };
     let binding = browser_binding(&headers);
-    let pair =
-        login::finish(&state.db, &state.auth, &state.audit, oidc, &code, &state_param, binding.as_deref())
-            .await?;
+    let callback = Callback { code: &code, state: &state_param, browser_binding: binding.as_deref() };
+    let pair = login::finish(&state.db, &state.data_keys, &state.auth, &state.audit, oidc, &callback).await?;
     let expire = format!("{BROWSER_COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax");
     Ok(([(header::SET_COOKIE, HeaderValue::from_str(&expire).map_err(anyhow::Error::from)?)], Json(pair))
         .into_response())
