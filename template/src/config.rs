@@ -192,6 +192,10 @@ pub struct RateLimitConfig {
     /// that shares the Redis enforces one limit.
     #[serde(default)]
     pub redis_url: Option<Secret>,
+    /// A CA certificate (PEM) that verifies a `rediss://` server instead of
+    /// the system's roots, for a Redis with a private CA.
+    #[serde(default)]
+    pub redis_ca_cert: Option<PathBuf>,
     /// Prefix of this service's keys in Redis.
     pub redis_key_prefix: String,
     /// How long a request may wait for Redis.
@@ -630,13 +634,21 @@ impl Config {
         if let Some(url) = &self.rate_limit.redis_url
             && let Ok(url) = Url::parse(url.expose())
             && !is_loopback_host(&url)
-            && url.password().is_none()
         {
-            problems.push(PostureProblem {
-                key: "rate_limit.redis_url",
-                problem: "a Redis beyond loopback needs a password (redis://:password@host), or anyone \
-                    on its network can reset every limit",
-            });
+            if url.scheme() != "rediss" {
+                problems.push(PostureProblem {
+                    key: "rate_limit.redis_url",
+                    problem: "a Redis beyond loopback needs TLS (rediss://), or its password and every \
+                        client's key cross the network in the clear",
+                });
+            }
+            if url.password().is_none() {
+                problems.push(PostureProblem {
+                    key: "rate_limit.redis_url",
+                    problem: "a Redis beyond loopback needs a password (rediss://:password@host), or \
+                        anyone on its network can reset every limit",
+                });
+            }
         }
         problems.extend(self.secret_problems());
         let most_verbose = tracing_subscriber::EnvFilter::try_new(&self.log.filter)
@@ -839,9 +851,9 @@ impl Config {
         )?;
         if let Some(url) = &limits.redis_url {
             check(
-                Url::parse(url.expose()).is_ok_and(|url| url.scheme() == "redis"),
+                Url::parse(url.expose()).is_ok_and(|url| matches!(url.scheme(), "redis" | "rediss")),
                 "rate_limit.redis_url",
-                "must be a redis:// URL",
+                "must be a redis:// or, over TLS, a rediss:// URL",
             )?;
         }
         check_secs(limits.failure_log_interval, 1..=3600, "rate_limit.failure_log_interval_secs")
@@ -1137,19 +1149,23 @@ mod tests {
         assert!(with("mail.from", "not an address").is_err());
     }
 
-    /// A shared limiter's Redis beyond loopback needs a password, and
-    /// production logs no debug or trace lines.
+    /// A shared limiter's Redis beyond loopback needs TLS and a password,
+    /// and production logs no debug or trace lines.
     #[test]
     fn production_rejects_an_open_redis_and_verbose_logs() {
         let problems = |key: &str, value: &str| {
             let config = with(key, value).expect("loads");
             config.production_problems().iter().map(|p| p.key).collect::<Vec<_>>()
         };
-        assert!(
-            problems("rate_limit.redis_url", "redis://cache.internal:6379").contains(&"rate_limit.redis_url")
-        );
-        for fit in [
+        for unfit in [
+            "redis://cache.internal:6379",
+            "rediss://cache.internal:6379",
             "redis://:kq7Vx2mZp9RtL4wN@cache.internal:6379",
+        ] {
+            assert!(problems("rate_limit.redis_url", unfit).contains(&"rate_limit.redis_url"), "{unfit}");
+        }
+        for fit in [
+            "rediss://:kq7Vx2mZp9RtL4wN@cache.internal:6379",
             "redis://127.0.0.1:6379",
             "redis://localhost",
             "redis://[::1]",

@@ -110,7 +110,10 @@ impl RateLimiter {
         let shared = config
             .redis_url
             .as_ref()
-            .map(|url| RedisStore::new(url.expose(), &config.redis_key_prefix, config.redis_timeout))
+            .map(|url| {
+                let ca_cert = config.redis_ca_cert.as_deref();
+                RedisStore::new(url.expose(), ca_cert, &config.redis_key_prefix, config.redis_timeout)
+            })
             .transpose()?;
         Ok(Self {
             config: config.clone(),

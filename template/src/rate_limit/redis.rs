@@ -4,10 +4,10 @@
 //! on the time. Each call is bounded by a short timeout; the caller falls
 //! back when it fails (see `RateLimiter`).
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use anyhow::Context;
-use redis::{Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig};
+use redis::{Client, Script, TlsCertificates, aio::ConnectionManager, aio::ConnectionManagerConfig};
 
 use super::gcra::{Decision, Quota};
 
@@ -37,9 +37,22 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// A store that connects on first use and reconnects by itself; every
-    /// call gives up after `timeout`.
-    pub fn new(url: &str, prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let client = Client::open(url).context("rate_limit.redis_url")?;
+    /// call gives up after `timeout`. A `rediss://` server is verified
+    /// against `ca_cert` when given, else against the system's roots.
+    pub fn new(url: &str, ca_cert: Option<&Path>, prefix: &str, timeout: Duration) -> anyhow::Result<Self> {
+        // The redis crate builds its TLS configuration from the process's
+        // default provider: make that aws-lc-rs, as everywhere else here
+        // (a no-op when it is set already).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let client = match ca_cert {
+            Some(path) => {
+                let root_cert = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let certificates = TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
+                Client::build_with_tls(url, certificates)
+            }
+            None => Client::open(url),
+        }
+        .context("rate_limit.redis_url")?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))

@@ -123,6 +123,84 @@ async fn two_instances_sharing_redis_enforce_one_limit(pool: Pool) {
     second.get(JWKS).await.assert_error(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
 }
 
+/// A `redis-server` of this test's own, reachable only over TLS (its
+/// certificate for localhost, self-signed) and only with a password: what
+/// production requires of a Redis beyond loopback. Stopped when dropped.
+struct TlsRedis {
+    process: std::process::Child,
+    port: u16,
+    password: String,
+    files: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    fn start() -> Self {
+        let files = tempfile::tempdir().expect("tempdir");
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        std::fs::write(files.path().join("cert.pem"), pair.cert.pem()).expect("write certificate");
+        std::fs::write(files.path().join("key.pem"), pair.signing_key.serialize_pem()).expect("write key");
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let file = |name: &str| files.path().join(name).to_string_lossy().into_owned();
+        let process = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--bind", "127.0.0.1", "--tls-port", &port.to_string()])
+            .args(["--tls-cert-file", &file("cert.pem"), "--tls-key-file", &file("key.pem")])
+            .args(["--tls-ca-cert-file", &file("cert.pem"), "--tls-auth-clients", "no"])
+            .args(["--requirepass", &password, "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (Debian's redis-server package)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { process, port, password, files }
+    }
+
+    fn ca_cert(&self) -> std::path::PathBuf {
+        self.files.path().join("cert.pem")
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Over TLS with a password, and the certificate verified against the
+/// configured CA, instances still share one limit; without that CA the
+/// server is not trusted and each instance falls back to counting alone.
+#[sqlx::test]
+#[ignore = "needs redis-server"]
+async fn instances_share_one_limit_through_redis_over_tls(pool: Pool) {
+    let redis = TlsRedis::start();
+    let url = format!("rediss://:{}@localhost:{}", redis.password, redis.port);
+    let prefix = unique_prefix();
+    let config = |ca: Option<&std::path::Path>| {
+        config_with(|figment| {
+            let figment = with_redis(figment, &url, &prefix)
+                .merge(("rate_limit.anonymous", json!({"requests": 4, "window_secs": 60})));
+            match ca {
+                Some(ca) => figment.merge(("rate_limit.redis_ca_cert", ca)),
+                None => figment,
+            }
+        })
+    };
+    let first = TestApp::with_config(pool.clone(), config(Some(&redis.ca_cert()))).await;
+    let second = TestApp::with_config(pool.clone(), config(Some(&redis.ca_cert()))).await;
+    for (app, left) in [(&first, 3), (&second, 2), (&first, 1), (&second, 0)] {
+        assert_eq!(remaining(&app.get(JWKS).await), left);
+    }
+    second.get(JWKS).await.assert_error(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED");
+
+    let untrusting = TestApp::with_config(pool, config(None)).await;
+    assert_eq!(remaining(&untrusting.get(JWKS).await), 3, "an unverified Redis is not used");
+}
+
 /// Orchestrators must always reach the probes.
 #[sqlx::test]
 async fn the_probes_are_never_limited(pool: Pool) {
