@@ -9,6 +9,7 @@
 
 mod display_name;
 mod email;
+mod filter;
 mod link_token;
 mod note;
 mod page;
@@ -16,6 +17,7 @@ pub mod password;
 
 pub use display_name::DisplayName;
 pub use email::Email;
+pub use filter::FilterText;
 pub use link_token::LinkToken;
 pub use note::{NoteBody, NoteTitle};
 pub use page::{Page, PageLimit, PageQuery};

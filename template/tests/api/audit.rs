@@ -424,6 +424,21 @@ async fn admins_query_the_trail_with_filters_and_a_cursor(pool: Pool) {
         .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
 }
 
+/// A filter is one line of text: control characters are refused with 422,
+/// never passed to the database (PostgreSQL cannot compare text holding a
+/// NUL: `scripts/security-scan` found that as a 500).
+#[sqlx::test]
+async fn audit_filters_with_control_characters_are_refused(pool: Pool) {
+    let app = TestApp::new(pool.clone()).await;
+    let root_id = app.register("root@example.com").await["id"].as_str().expect("id").to_owned();
+    grant_admin(&pool, &root_id).await;
+    let root = app.login("root@example.com", PASSWORD).await;
+    for query in ["actor=%00%C2%92y", "event=auth.login%0Afailed", "target=%1B%5B2J"] {
+        let refused = app.get_as(&format!("/api/v1/admin/audit?{query}"), &root.access).await;
+        refused.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    }
+}
+
 /// A full queue drops events rather than make a request wait: the drops
 /// are counted and logged once, and the log line on the `audit` target of
 /// each event stays.

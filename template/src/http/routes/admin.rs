@@ -16,9 +16,9 @@ use crate::{
     auth::Principal,
     authz::Role,
     db::audit::AuditRow,
-    domain::{PageLimit, PageQuery},
+    domain::{FilterText, PageLimit, PageQuery},
     http::{
-        ApiError, ErrorEnvelope, FieldError,
+        ApiError, ErrorEnvelope,
         extract::{IdPath, JsonBody, ValidQuery},
     },
 };
@@ -146,9 +146,6 @@ pub async fn unlock_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Longest text filter of an audit query.
-const MAX_FILTER_CHARS: usize = 200;
-
 /// A query of the audit trail; every filter is optional.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -156,16 +153,19 @@ const MAX_FILTER_CHARS: usize = 200;
 pub struct AuditQuery {
     /// Events by this actor: an account id or a provider subject.
     #[serde(default)]
-    actor: Option<String>,
+    #[param(inline)]
+    actor: Option<FilterText>,
     /// Events of this name, e.g. `auth.login.failed`.
     #[serde(default)]
-    event: Option<String>,
+    #[param(inline)]
+    event: Option<FilterText>,
     #[serde(default)]
     #[param(inline)]
     outcome: Option<Outcome>,
     /// Events about this target: an account id, a route, …
     #[serde(default)]
-    target: Option<String>,
+    #[param(inline)]
+    target: Option<FilterText>,
     /// Events at or after this time (RFC 3339).
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[param(value_type = Option<String>, format = DateTime)]
@@ -269,17 +269,11 @@ pub async fn audit_events(
     State(state): State<AppState>,
     ValidQuery(query): ValidQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    for (field, value) in [("actor", &query.actor), ("event", &query.event), ("target", &query.target)] {
-        if value.as_ref().is_some_and(|value| value.chars().count() > MAX_FILTER_CHARS) {
-            let rule = format!("must be at most {MAX_FILTER_CHARS} characters");
-            return Err(ApiError::Validation(vec![FieldError::new(field, rule)]));
-        }
-    }
     let query = audit::Query {
-        actor: query.actor,
-        event: query.event,
+        actor: query.actor.map(FilterText::into_inner),
+        event: query.event.map(FilterText::into_inner),
         outcome: query.outcome,
-        target: query.target,
+        target: query.target.map(FilterText::into_inner),
         since: query.since,
         until: query.until,
         before: query.before,
