@@ -1260,6 +1260,8 @@ mod tests {
             jail.create_file("redis-url", "redis://:s3cret-redis@cache.internal:6379\n")?;
             jail.create_file("client-secret", "0123456789")?;
             jail.create_file("smtp-password", "smtp s3cret\r\n")?;
+            jail.create_file("data-keys", "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n")?;
+            jail.set_env("APP_ENCRYPTION__KEYS_FILE", "data-keys");
             jail.set_env("APP_RATE_LIMIT__REDIS_URL_FILE", "redis-url");
             jail.set_env("APP_OIDC__ISSUER", "https://id.example.com");
             jail.set_env("APP_OIDC__CLIENT_ID", "api");
@@ -1273,8 +1275,9 @@ mod tests {
             );
             assert_eq!(config.oidc.client_secret.as_ref().map(Secret::expose), Some("0123456789"));
             assert_eq!(config.mail.smtp.password.as_ref().map(Secret::expose), Some("smtp s3cret"));
+            assert_eq!(config.encryption.data_keys().expect("keys").current_id(), "k1");
             let printed = format!("{config:?} {}", serde_json::to_string(&config).expect("serializes"));
-            for secret in ["s3cret-redis", "0123456789", "smtp s3cret"] {
+            for secret in ["s3cret-redis", "0123456789", "smtp s3cret", "AQEBAQ"] {
                 assert!(!printed.contains(secret), "{secret} printed");
             }
 

@@ -7,6 +7,7 @@ use std::{
     io::{self, Write},
     path::{Path, PathBuf},
     sync::Arc,
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
@@ -52,17 +53,35 @@ fn build(
     Ok(Arc::new(config))
 }
 
+/// How long a development certificate is valid: no longer than a public
+/// CA's, so that TLS scanners (`scripts/security-scan`) find nothing to flag.
+const DEV_CERT_LIFETIME: Duration = Duration::from_hours(90 * 24);
+/// A development certificate this old is replaced at the next start, well
+/// before it expires.
+const DEV_CERT_RENEWAL_AGE: Duration = Duration::from_hours(60 * 24);
+
 /// The paths of the development certificate and key, created on first use
-/// and kept so that a browser exception survives restarts.
+/// and kept so that a browser exception survives restarts, until it is due
+/// for renewal.
 pub fn ensure_dev_certificate(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
-    if cert_path.exists() && key_path.exists() {
+    let age = fs::metadata(&cert_path).and_then(|meta| meta.modified()).map(|written| written.elapsed());
+    if let Ok(Ok(age)) = age
+        && age < DEV_CERT_RENEWAL_AGE
+        && key_path.exists()
+    {
         return Ok((cert_path, key_path));
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let names: Vec<String> = DEV_CERT_NAMES.iter().map(|&name| name.to_owned()).collect();
-    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(names)?;
+    let mut params = rcgen::CertificateParams::new(names)?;
+    // A day's slack for clocks behind this one.
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - Duration::from_hours(24);
+    params.not_after = now + DEV_CERT_LIFETIME;
+    let signing_key = rcgen::KeyPair::generate()?;
+    let cert = params.self_signed(&signing_key)?;
     write_private(&key_path, signing_key.serialize_pem().as_bytes())
         .with_context(|| format!("writing {}", key_path.display()))?;
     fs::write(&cert_path, cert.pem()).with_context(|| format!("writing {}", cert_path.display()))?;
@@ -99,6 +118,17 @@ mod tests {
             let mode = fs::metadata(&key).expect("key").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "the private key must be readable by its owner only");
         }
+    }
+
+    #[test]
+    fn a_development_certificate_due_for_renewal_is_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, _) = ensure_dev_certificate(dir.path()).expect("generated");
+        let first = fs::read(&cert).expect("cert written");
+        let due = std::time::SystemTime::now() - DEV_CERT_RENEWAL_AGE - Duration::from_mins(1);
+        fs::File::options().write(true).open(&cert).expect("open").set_modified(due).expect("age it");
+        ensure_dev_certificate(dir.path()).expect("renewed");
+        assert_ne!(first, fs::read(&cert).expect("cert"), "a certificate due for renewal must be replaced");
     }
 
     #[test]

@@ -74,7 +74,9 @@ fn serve_refuses_to_start_in_production_with_development_settings() {
         errors.contains("refusing to start in production") && errors.contains("tls.cert_path"),
         "{errors}"
     );
-    assert!(errors.contains("auth.keys_dir"), "development token keys are refused too: {errors}");
+    for refused in ["auth.keys_dir", "encryption.keys", "mail.transport"] {
+        assert!(errors.contains(refused), "every problem is listed at once, {refused} too: {errors}");
+    }
 }
 
 /// With the documented production settings (a real certificate, token
