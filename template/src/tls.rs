@@ -15,6 +15,7 @@ use rustls::{
     ServerConfig,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
 };
+use time::OffsetDateTime;
 
 use crate::config::{Environment, TlsConfig};
 
@@ -36,7 +37,32 @@ pub fn server_config(tls: &TlsConfig, env: Environment) -> anyhow::Result<Arc<Se
         .with_context(|| format!("reading certificate chain {}", cert_path.display()))?;
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .with_context(|| format!("reading private key {}", key_path.display()))?;
+    if let Some(leaf) = certs.first() {
+        let expires = expires_at(leaf)?;
+        if expiring_soon(expires, OffsetDateTime::now_utc()) {
+            tracing::warn!(
+                cert = %cert_path.display(),
+                expires = %expires,
+                "the TLS certificate expires within 30 days: renew it and send SIGHUP"
+            );
+        }
+    }
     build(certs, key)
+}
+
+/// When a certificate is this close to expiry, development renews its own
+/// and production warns at every start and reload, well before it lapses.
+const RENEW_BEFORE: Duration = Duration::from_hours(30 * 24);
+
+fn expiring_soon(expires: OffsetDateTime, now: OffsetDateTime) -> bool {
+    expires - now < RENEW_BEFORE
+}
+
+/// When a certificate stops being valid.
+fn expires_at(certificate: &CertificateDer<'_>) -> anyhow::Result<OffsetDateTime> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate)
+        .map_err(|err| anyhow::anyhow!("parsing the certificate: {err}"))?;
+    Ok(parsed.validity().not_after.to_datetime())
 }
 
 fn build(
@@ -56,28 +82,22 @@ fn build(
 /// How long a development certificate is valid: no longer than a public
 /// CA's, so that TLS scanners (`scripts/security-scan`) find nothing to flag.
 const DEV_CERT_LIFETIME: Duration = Duration::from_hours(90 * 24);
-/// A development certificate this old is replaced at the next start, well
-/// before it expires.
-const DEV_CERT_RENEWAL_AGE: Duration = Duration::from_hours(60 * 24);
 
 /// The paths of the development certificate and key, created on first use
-/// and kept so that a browser exception survives restarts, until it is due
-/// for renewal.
+/// and kept so that a browser exception survives restarts, until it is
+/// missing, expired or expiring soon: then a new one is made.
 pub fn ensure_dev_certificate(dir: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
-    let age = fs::metadata(&cert_path).and_then(|meta| meta.modified()).map(|written| written.elapsed());
-    if let Ok(Ok(age)) = age
-        && age < DEV_CERT_RENEWAL_AGE
-        && key_path.exists()
-    {
+    let now = OffsetDateTime::now_utc();
+    let current = CertificateDer::from_pem_file(&cert_path).ok().and_then(|cert| expires_at(&cert).ok());
+    if key_path.exists() && current.is_some_and(|expires| !expiring_soon(expires, now)) {
         return Ok((cert_path, key_path));
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let names: Vec<String> = DEV_CERT_NAMES.iter().map(|&name| name.to_owned()).collect();
     let mut params = rcgen::CertificateParams::new(names)?;
     // A day's slack for clocks behind this one.
-    let now = time::OffsetDateTime::now_utc();
     params.not_before = now - Duration::from_hours(24);
     params.not_after = now + DEV_CERT_LIFETIME;
     let signing_key = rcgen::KeyPair::generate()?;
@@ -121,14 +141,32 @@ mod tests {
     }
 
     #[test]
-    fn a_development_certificate_due_for_renewal_is_replaced() {
+    fn an_expired_or_expiring_development_certificate_is_replaced() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (cert, _) = ensure_dev_certificate(dir.path()).expect("generated");
-        let first = fs::read(&cert).expect("cert written");
-        let due = std::time::SystemTime::now() - DEV_CERT_RENEWAL_AGE - Duration::from_mins(1);
-        fs::File::options().write(true).open(&cert).expect("open").set_modified(due).expect("age it");
-        ensure_dev_certificate(dir.path()).expect("renewed");
-        assert_ne!(first, fs::read(&cert).expect("cert"), "a certificate due for renewal must be replaced");
+        let fresh = CertificateDer::from_pem_file(&cert).expect("PEM");
+        let now = OffsetDateTime::now_utc();
+        let lifetime = expires_at(&fresh).expect("parses") - now;
+        assert!(lifetime <= DEV_CERT_LIFETIME && lifetime + Duration::from_mins(1) > DEV_CERT_LIFETIME);
+        for expires in [now - Duration::from_hours(24), now + Duration::from_hours(24)] {
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+            params.not_before = now - Duration::from_hours(100 * 24);
+            params.not_after = expires;
+            let key = rcgen::KeyPair::generate().expect("key");
+            let stale = params.self_signed(&key).expect("certificate").pem();
+            fs::write(&cert, &stale).expect("write");
+            ensure_dev_certificate(dir.path()).expect("renewed");
+            let renewed = fs::read_to_string(&cert).expect("cert");
+            assert_ne!(renewed, stale, "a certificate expiring at {expires} must be replaced");
+        }
+    }
+
+    #[test]
+    fn certificates_are_renewed_a_month_before_they_lapse() {
+        let now = OffsetDateTime::now_utc();
+        assert!(expiring_soon(now - Duration::from_hours(1), now), "expired");
+        assert!(expiring_soon(now + Duration::from_hours(29 * 24), now));
+        assert!(!expiring_soon(now + Duration::from_hours(31 * 24), now));
     }
 
     #[test]
