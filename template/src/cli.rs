@@ -245,7 +245,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     db::migrate(&pool).await?;
     maintenance::spawn(pool.clone());
     let state = AppState::new(config, pool)?;
-    let config = state.config.clone();
+    let (config, readiness) = (state.config.clone(), state.readiness.clone());
     state.audit.record(config_loaded(&config));
     let server = Server::bind(&config, http::router(state))?;
     let base = config.server.public_url.as_str().trim_end_matches('/');
@@ -259,7 +259,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(addr) = server.http_redirect_addr() {
         tracing::info!(http = %addr, "redirecting plain HTTP to HTTPS");
     }
-    server.run(server::shutdown_signal()).await
+    // Not ready from the signal on, so that a load balancer stops sending
+    // requests while the ones in flight drain.
+    let drained = async move {
+        server::shutdown_signal().await;
+        readiness.drain();
+    };
+    server.run(drained).await
 }
 
 async fn healthcheck(config: &Config) -> anyhow::Result<ExitCode> {

@@ -260,7 +260,7 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     pub max_connections: u32,
     /// How long a request waits for a free connection.
-    #[serde(rename = "acquire_timeout_secs", with = "seconds")]
+    #[serde(rename = "acquire_timeout_ms", with = "milliseconds")]
     pub acquire_timeout: Duration,
     /// PostgreSQL: lets production connect without verified TLS.
     #[serde(default)]
@@ -772,7 +772,11 @@ impl Config {
             "set both tls.cert_path and tls.key_path, or neither",
         )?;
         check(self.database.max_connections >= 1, "database.max_connections", "must be at least 1")?;
-        check_secs(self.database.acquire_timeout, 1..=60, "database.acquire_timeout_secs")?;
+        check(
+            (50..=60_000).contains(&self.database.acquire_timeout.as_millis()),
+            "database.acquire_timeout_ms",
+            "must be between 50 and 60000",
+        )?;
         let auth = &self.auth;
         // Services that only verify the signature see a revocation when the
         // token expires: keep tokens short.

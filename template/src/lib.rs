@@ -17,6 +17,7 @@ pub mod mail;
 pub mod maintenance;
 pub mod notes;
 pub mod rate_limit;
+pub mod readiness;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
@@ -37,6 +38,7 @@ pub struct Services {
     pub rate_limits: Arc<rate_limit::RateLimiter>,
     pub audit: Arc<audit::Auditor>,
     pub data_keys: Arc<encryption::DataKeys>,
+    pub readiness: Arc<readiness::Readiness>,
 }
 
 impl Deref for AppState {
@@ -49,13 +51,16 @@ impl Deref for AppState {
 
 impl AppState {
     /// The services `config` describes, on `db`, ready to serve. Call it
-    /// within the Tokio runtime: it starts the mail and audit writers.
+    /// within the Tokio runtime: it starts the mail and audit writers and
+    /// the readiness probes.
     pub fn new(config: config::Config, db: db::Pool) -> anyhow::Result<Self> {
         let config = Arc::new(config);
+        let rate_limits = Arc::new(rate_limit::RateLimiter::new(&config.rate_limit)?);
         Ok(Self(Arc::new(Services {
             auth: Arc::new(auth::Auth::new(&config)?),
             mail: Arc::new(mail::Mailer::start(&config, db.clone())?),
-            rate_limits: Arc::new(rate_limit::RateLimiter::new(&config.rate_limit)?),
+            readiness: readiness::Readiness::start(db.clone(), rate_limits.clone()),
+            rate_limits,
             audit: audit::Auditor::start(&config.audit, db.clone()),
             data_keys: Arc::new(config.encryption.data_keys()?),
             config,

@@ -96,10 +96,16 @@ pub enum ApiError {
     /// rather than queued without end, and may succeed shortly.
     #[error("overloaded")]
     Overloaded,
-    /// Service unavailable (503). A dependency (the database) is unreachable:
-    /// the request was fine and may succeed on retry, so this is not a 500.
+    /// Service unavailable (503) with `Retry-After`. A dependency (the
+    /// database) is unreachable: the request was fine and may succeed on
+    /// retry, so this is not a 500, and clients must not retry at once.
     #[error("service unavailable: {0:#}")]
     Unavailable(#[source] anyhow::Error),
+    /// Service unavailable (503) with `Retry-After` from `/readyz`: the named
+    /// dependencies are down, or the service is shutting down. Names only,
+    /// never why: the probe is public.
+    #[error("not ready: {0:?}")]
+    NotReady(Vec<&'static str>),
     /// Internal error (500): anything unexpected. The cause is logged with the
     /// request id; the client learns only that it happened, never what (no
     /// driver text, no file paths, no panic messages).
@@ -110,6 +116,10 @@ pub enum ApiError {
 /// The `Retry-After` of a shed request: soon, since the work it waited for
 /// takes milliseconds.
 pub const RETRY_AFTER_SECS: &str = "1";
+
+/// The `Retry-After` while a dependency is down: outages last seconds at
+/// least, and every client retrying at once would prolong them.
+const OUTAGE_RETRY_AFTER_SECS: &str = "5";
 
 /// One broken rule of a request: which field, and what the rule is. The
 /// message states the rule and never repeats the submitted value.
@@ -143,7 +153,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::NotReady(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -173,6 +183,10 @@ impl ApiError {
                 "Use HTTPS: this plain-HTTP listener only redirects GET and HEAD requests.",
             ),
             Self::Overloaded => ("SERVICE_UNAVAILABLE", "The service is busy; retry shortly."),
+            Self::NotReady(down) => {
+                report.message = Cow::Owned(format!("Not ready: {}.", down.join(", ")));
+                return report;
+            }
             Self::RateLimited { .. } => {
                 ("RATE_LIMITED", "Too many requests; retry after the time in the Retry-After header.")
             }
@@ -192,10 +206,19 @@ impl ApiError {
     }
 }
 
-/// A database error is never the client's fault nor safe to show.
+/// A database error is never the client's fault nor safe to show. One that
+/// says the database cannot be reached (no connection within the pool's
+/// acquire timeout, a connection that broke, a pool shut down) is an
+/// outage, 503; any other is a fault here, 500.
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Internal(err.into())
+        match err {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => Self::Unavailable(err.into()),
+            _ => Self::Internal(err.into()),
+        }
     }
 }
 
@@ -353,6 +376,11 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            Self::Unavailable(_) | Self::NotReady(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static(OUTAGE_RETRY_AFTER_SECS));
             }
             Self::RateLimited { retry_after_secs } => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

@@ -123,6 +123,18 @@ impl RateLimiter {
         })
     }
 
+    /// Whether the shared store (Redis) answers; `None` without one.
+    pub async fn shared_store_answers(&self) -> Option<bool> {
+        Some(self.shared.as_ref()?.answers().await)
+    }
+
+    /// Whether limited requests are refused while the shared store is down
+    /// (`on_redis_failure = "deny"`): its outage is then the service's.
+    #[must_use]
+    pub fn refuses_without_shared_store(&self) -> bool {
+        self.config.on_redis_failure == OnRedisFailure::Deny
+    }
+
     /// The quota of `class`; `None` for routes that are never limited.
     #[must_use]
     pub fn quota(&self, class: Class) -> Option<Quota> {

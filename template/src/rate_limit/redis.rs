@@ -75,4 +75,10 @@ impl RedisStore {
             .await?;
         Ok(Decision { allowed: allowed == 1, remaining, reset_ms })
     }
+
+    /// Whether Redis answers a PING (within the store's timeout).
+    pub async fn answers(&self) -> bool {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING").query_async::<String>(&mut connection).await.is_ok()
+    }
 }

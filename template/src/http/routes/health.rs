@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    AppState, db,
+    AppState,
     http::{ApiError, ErrorEnvelope},
 };
 
@@ -17,11 +17,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `degraded` while a dependency the service works around is down.
     #[schema(example = "ok")]
     status: &'static str,
+    /// The dependencies that are down without stopping the service.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    degraded: Vec<&'static str>,
 }
-
-const OK: Health = Health { status: "ok" };
 
 /// The probes' routes: never shed, whatever the load (see `load_shed`).
 pub const PROBES: [&str; 2] = ["/healthz", "/readyz"];
@@ -37,22 +39,29 @@ pub const PROBES: [&str; 2] = ["/healthz", "/readyz"];
     responses((status = OK, description = "The process is alive", body = Health)),
 )]
 pub async fn healthz() -> Json<Health> {
-    Json(OK)
+    Json(Health { status: "ok", degraded: Vec::new() })
 }
 
 /// Readiness probe.
 ///
-/// Answers 200 when the service can do useful work, i.e. the database answers.
+/// Answers at once from the last background probes (see `readiness`): 200
+/// while the service can do its work, 503 naming what stops it (the
+/// database; Redis when limits are refused without it; shutting down). A
+/// dependency the service works around is listed as `degraded`.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "health",
     responses(
         (status = OK, description = "Ready for traffic", body = Health),
-        (status = SERVICE_UNAVAILABLE, description = "The database is unreachable", body = ErrorEnvelope),
+        (status = SERVICE_UNAVAILABLE, description = "Not ready: the message names what is down", body = ErrorEnvelope),
     ),
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    db::ping(&state.db).await.map_err(|err| ApiError::Unavailable(err.into()))?;
-    Ok(Json(OK))
+    let status = state.readiness.status();
+    if !status.blocking.is_empty() {
+        return Err(ApiError::NotReady(status.blocking));
+    }
+    let health = if status.degraded.is_empty() { "ok" } else { "degraded" };
+    Ok(Json(Health { status: health, degraded: status.degraded }))
 }
