@@ -182,8 +182,11 @@ async fn instances_share_one_limit_through_redis_over_tls(pool: Pool) {
     let prefix = unique_prefix();
     let config = |ca: Option<&std::path::Path>| {
         config_with(|figment| {
+            // Time for a TLS handshake on a loaded machine, so that no request
+            // falls back to counting in memory while the connection is made.
             let figment = with_redis(figment, &url, &prefix)
-                .merge(("rate_limit.anonymous", json!({"requests": 4, "window_secs": 60})));
+                .merge(("rate_limit.anonymous", json!({"requests": 4, "window_secs": 60})))
+                .merge(("rate_limit.redis_timeout_ms", 1000));
             match ca {
                 Some(ca) => figment.merge(("rate_limit.redis_ca_cert", ca)),
                 None => figment,
