@@ -463,3 +463,92 @@ fn stop(child: &mut std::process::Child) {
     }
     let _ = child.wait();
 }
+
+/// SIGTERM under load, over HTTP/1.1 and HTTP/2 keep-alive connections:
+/// every request sent before the signal is answered, new connections are
+/// refused once it arrived, and the process exits within its grace period.
+#[sqlx::test]
+async fn sigterm_under_load_loses_no_request_sent_before_it(pool: Pool) {
+    let data = tempfile::tempdir().expect("tempdir");
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let (cert, key) = (data.path().join("cert.pem"), data.path().join("key.pem"));
+    std::fs::write(&cert, pair.cert.pem()).expect("write certificate");
+    std::fs::write(&key, pair.signing_key.serialize_pem()).expect("write key");
+    let mut serve = against(&pool, &data, &["serve"]);
+    serve
+        .env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0")
+        .env("APP_LOG__FORMAT", "json")
+        .env("APP_TLS__CERT_PATH", &cert)
+        .env("APP_TLS__KEY_PATH", &key)
+        .env("APP_SERVER__SHUTDOWN_GRACE_SECS", "5")
+        .env("APP_RATE_LIMIT__CREDENTIALS__REQUESTS", "1000000")
+        // Room for every login at once: shed ones (503) would hide what the
+        // drain does.
+        .env("APP_AUTH__MAX_QUEUED_HASHES", "64");
+    let mut child = serve.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let line: serde_json::Value = serde_json::from_str(&line).ok()?;
+            line["fields"]["https"].as_str()?.parse::<std::net::SocketAddr>().ok()
+        })
+        .expect("serve logs its address");
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let client = |http1: bool| {
+        let builder = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(pair.cert.pem().as_bytes()).expect("PEM")])
+            .resolve("localhost", addr);
+        if http1 { builder.http1_only() } else { builder }.build().expect("client")
+    };
+    // A login costs a password hash, so requests are in flight when the
+    // signal comes; an unknown account answers 401 every time.
+    let url = format!("https://localhost:{}/api/v1/auth/login", addr.port());
+    let guess = json!({"email": "nobody@example.com", "password": "not the password at all"});
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for n in 0..16 {
+        let (client, url, stop, guess) = (client(n % 2 == 0), url.clone(), stop.clone(), guess.clone());
+        workers.push(tokio::spawn(async move {
+            let mut sent = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let at = std::time::Instant::now();
+                let outcome =
+                    client.post(&url).json(&guess).send().await.map(|response| response.status().as_u16());
+                sent.push((at, outcome.map_err(|err| format!("{err:?}"))));
+            }
+            sent
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let signalled = std::time::Instant::now();
+    let pid = child.id();
+    assert!(Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill").success());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert!(refused.is_err(), "a new connection was accepted after SIGTERM");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let exited = tokio::task::spawn_blocking(move || child.wait()).await.expect("joined").expect("exit");
+    assert!(exited.success(), "{exited:?}");
+    let took = signalled.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "exited {took:?} after SIGTERM, past its grace period");
+    let mut before = (0, Vec::new());
+    for worker in workers {
+        for (at, outcome) in worker.await.expect("worker") {
+            if at < signalled {
+                before.0 += 1;
+                if outcome != Ok(401) {
+                    before.1.push(outcome);
+                }
+            }
+        }
+    }
+    assert!(before.0 > 10, "too little load: {}", before.0);
+    assert!(
+        before.1.is_empty(),
+        "of {} requests sent before SIGTERM, these failed: {:?}",
+        before.0,
+        before.1
+    );
+}
