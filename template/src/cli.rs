@@ -245,7 +245,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     db::migrate(&pool).await?;
     maintenance::spawn(pool.clone());
     let state = AppState::new(config, pool)?;
-    let (config, readiness) = (state.config.clone(), state.readiness.clone());
+    let (config, readiness, audit) = (state.config.clone(), state.readiness.clone(), state.audit.clone());
     state.audit.record(config_loaded(&config));
     let server = Server::bind(&config, http::router(state))?;
     let base = config.server.public_url.as_str().trim_end_matches('/');
@@ -265,7 +265,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         server::shutdown_signal().await;
         readiness.drain();
     };
-    server.run(drained).await
+    server.run(drained).await?;
+    // The last events (this one included) reach the trail before the
+    // process ends, within the same grace as the requests.
+    audit.record(Event::new("service.stopped", Outcome::Success).actor(Actor::system()));
+    if !audit.flush(config.server.shutdown_grace).await {
+        tracing::error!("audit events were still queued at exit and are lost");
+    }
+    Ok(())
 }
 
 async fn healthcheck(config: &Config) -> anyhow::Result<ExitCode> {

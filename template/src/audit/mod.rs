@@ -352,6 +352,8 @@ pub async fn prune(db: &Pool, retention: Duration) -> Result<Pruned, sqlx::Error
 /// The bounded, asynchronous way in, and the flood aggregator.
 pub struct Auditor {
     queue: mpsc::Sender<Event>,
+    /// Events queued and not yet written (or given up on) by the writer.
+    pending: std::sync::Arc<AtomicU64>,
     dropped: AtomicU64,
     drop_logged: Mutex<Option<Instant>>,
     floods: Mutex<Floods>,
@@ -372,14 +374,16 @@ impl Auditor {
     #[must_use]
     pub fn start(config: &AuditConfig, db: Pool) -> std::sync::Arc<Self> {
         let (queue, events) = mpsc::channel(config.queue_capacity);
+        let pending = std::sync::Arc::new(AtomicU64::new(0));
         let auditor = std::sync::Arc::new(Self {
             queue,
+            pending: pending.clone(),
             dropped: AtomicU64::new(0),
             drop_logged: Mutex::new(None),
             floods: Mutex::default(),
             max_flood_keys: config.max_flood_sources,
         });
-        tokio::spawn(write(events, db));
+        tokio::spawn(write(events, db, pending));
         let window = config.flood_window;
         let weak = std::sync::Arc::downgrade(&auditor);
         tokio::spawn(async move {
@@ -402,9 +406,11 @@ impl Auditor {
     }
 
     fn enqueue(&self, event: Event) {
+        self.pending.fetch_add(1, Ordering::Relaxed);
         if self.queue.try_send(event).is_ok() {
             return;
         }
+        self.pending.fetch_sub(1, Ordering::Relaxed);
         let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         let mut logged = self.drop_logged.lock().unwrap_or_else(PoisonError::into_inner);
         if logged.is_none_or(|at| at.elapsed() >= Duration::from_mins(1)) {
@@ -441,6 +447,22 @@ impl Auditor {
         floods.events.entry(key).and_modify(|kept| kept.count += 1).or_insert(event);
     }
 
+    /// Queues this window's flood rows, then waits up to `within` for the
+    /// writer to have written every queued event: at shutdown, so that the
+    /// events of the last moments are not lost with the process. `false`
+    /// when the time ran out first.
+    pub async fn flush(&self, within: Duration) -> bool {
+        self.flush_floods();
+        let deadline = Instant::now() + within;
+        while self.pending.load(Ordering::Relaxed) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// Writes this window's flood rows (the flood task calls it at the end
     /// of each window).
     pub fn flush_floods(&self) {
@@ -451,8 +473,9 @@ impl Auditor {
     }
 }
 
-/// Drains the queue into the database, a batch per transaction.
-async fn write(mut events: mpsc::Receiver<Event>, db: Pool) {
+/// Drains the queue into the database, a batch per transaction, counting
+/// each batch off `pending` once it is written or given up on.
+async fn write(mut events: mpsc::Receiver<Event>, db: Pool, pending: std::sync::Arc<AtomicU64>) {
     while let Some(first) = events.recv().await {
         let mut batch = vec![first];
         while batch.len() < WRITE_BATCH {
@@ -471,5 +494,6 @@ async fn write(mut events: mpsc::Receiver<Event>, db: Pool) {
         if let Err(err) = written.await {
             tracing::error!(lost = batch.len(), error = %err, "audit events could not be written");
         }
+        pending.fetch_sub(u64::try_from(batch.len()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }

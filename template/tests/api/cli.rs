@@ -298,7 +298,7 @@ async fn unlock_account_lifts_the_login_throttle(pool: Pool) {
 /// A key rotation and the posture the service starts with are in the audit
 /// trail: an auditor's first questions.
 #[sqlx::test]
-async fn key_rotations_and_start_up_are_recorded_in_the_audit_trail(pool: Pool) {
+async fn key_rotations_start_up_and_shutdown_are_recorded_in_the_audit_trail(pool: Pool) {
     let data = tempfile::tempdir().expect("tempdir");
     let rotated = against(&pool, &data, &["rotate-keys", "--stage"]).output().expect("runs");
     assert!(rotated.status.success(), "{}", stderr(&rotated));
@@ -315,6 +315,9 @@ async fn key_rotations_and_start_up_are_recorded_in_the_audit_trail(pool: Pool) 
     assert!(listening.await.expect("joined"), "serve never listened");
     let started = audit::event(&pool, "config.loaded").await;
     stop(&mut child);
+    // Recorded after the last request, written before the process ended.
+    let stopped = audit::event(&pool, "service.stopped").await;
+    assert_eq!(stopped.actor_kind, "system");
     let posture = audit::details(&started);
     assert_eq!((started.actor_kind.as_str(), &posture["env"]), ("system", &json!("development")));
     let problems = posture["production_problems"].as_array().expect("a list of keys");
