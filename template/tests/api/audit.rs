@@ -21,7 +21,7 @@ use sqlx::{ConnectOptions, pool::PoolOptions};
 
 use crate::{
     BIN,
-    helpers::{CapturedLogs, PASSWORD, TestApp, app_state, config_with, grant_admin},
+    helpers::{CapturedLogs, PASSWORD, TestApp, TokenPair, app_state, config_with, grant_admin},
     smtp::SmtpServer,
 };
 
@@ -381,14 +381,19 @@ async fn two_instances_appending_at_once_keep_one_valid_chain(pool: Pool) {
     assert_eq!(verified.rows, 150);
 }
 
+/// An administrator, root@example.com, signed in: its id and tokens.
+async fn signed_in_admin(app: &TestApp, pool: &Pool) -> (String, TokenPair) {
+    let id = app.register("root@example.com").await["id"].as_str().expect("id").to_owned();
+    grant_admin(pool, &id).await;
+    (id, app.login("root@example.com", PASSWORD).await)
+}
+
 /// Admins query the trail: by actor, event, outcome, target and time,
 /// newest first, a bounded page at a time with a cursor.
 #[sqlx::test]
 async fn admins_query_the_trail_with_filters_and_a_cursor(pool: Pool) {
     let app = TestApp::new(pool.clone()).await;
-    let root_id = app.register("root@example.com").await["id"].as_str().expect("id").to_owned();
-    grant_admin(&pool, &root_id).await;
-    let root = app.login("root@example.com", PASSWORD).await;
+    let (root_id, root) = signed_in_admin(&app, &pool).await;
     let wrong = json!({"email": "root@example.com", "password": "not the password at all"});
     for _ in 0..3 {
         app.post("/api/v1/auth/login", None, &wrong).await;
@@ -430,9 +435,7 @@ async fn admins_query_the_trail_with_filters_and_a_cursor(pool: Pool) {
 #[sqlx::test]
 async fn audit_filters_with_control_characters_are_refused(pool: Pool) {
     let app = TestApp::new(pool.clone()).await;
-    let root_id = app.register("root@example.com").await["id"].as_str().expect("id").to_owned();
-    grant_admin(&pool, &root_id).await;
-    let root = app.login("root@example.com", PASSWORD).await;
+    let (_, root) = signed_in_admin(&app, &pool).await;
     for query in ["actor=%00%C2%92y", "event=auth.login%0Afailed", "target=%1B%5B2J"] {
         let refused = app.get_as(&format!("/api/v1/admin/audit?{query}"), &root.access).await;
         refused.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");

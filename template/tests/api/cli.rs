@@ -2,7 +2,9 @@
 
 use std::{
     io::{BufRead, BufReader, Write},
-    process::{Command, Output, Stdio},
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -226,6 +228,29 @@ fn against(pool: &Pool, data: &tempfile::TempDir, args: &[&str]) -> Command {
     command
 }
 
+/// Starts `serve` on a free port with JSON logs and the certificate and key
+/// at these paths; returns the child and its HTTPS address. Its log is read
+/// on in the background, so that the child never blocks on a full pipe.
+fn serve_with_certificate(mut serve: Command, cert: &Path, key: &Path) -> (Child, SocketAddr) {
+    serve
+        .env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0")
+        .env("APP_LOG__FORMAT", "json")
+        .env("APP_TLS__CERT_PATH", cert)
+        .env("APP_TLS__KEY_PATH", key);
+    let mut child = serve.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let line: serde_json::Value = serde_json::from_str(&line).ok()?;
+            line["fields"]["https"].as_str()?.parse::<std::net::SocketAddr>().ok()
+        })
+        .expect("serve logs its address");
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    (child, addr)
+}
+
 /// Runs `command`, typing `input` on its standard input.
 fn typed(mut command: Command, input: &str) -> Output {
     let mut child = command.spawn().expect("spawn");
@@ -374,24 +399,7 @@ async fn sighup_reloads_the_certificate_without_a_restart(pool: Pool) {
         pair.cert.pem()
     };
     let first = issue();
-    let mut serve = against(&pool, &data, &["serve"]);
-    serve
-        .env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0")
-        .env("APP_LOG__FORMAT", "json")
-        .env("APP_TLS__CERT_PATH", &cert_path)
-        .env("APP_TLS__KEY_PATH", &key_path);
-    let mut child = serve.spawn().expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            let line: serde_json::Value = serde_json::from_str(&line).ok()?;
-            line["fields"]["https"].as_str()?.parse::<std::net::SocketAddr>().ok()
-        })
-        .expect("serve logs its address");
-    // Keep reading, so that the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let (mut child, addr) = serve_with_certificate(against(&pool, &data, &["serve"]), &cert_path, &key_path);
     let trusts = |pem: &str| {
         let client = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).expect("PEM")])
@@ -479,26 +487,12 @@ async fn sigterm_under_load_loses_no_request_sent_before_it(pool: Pool) {
     std::fs::write(&key, pair.signing_key.serialize_pem()).expect("write key");
     let mut serve = against(&pool, &data, &["serve"]);
     serve
-        .env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0")
-        .env("APP_LOG__FORMAT", "json")
-        .env("APP_TLS__CERT_PATH", &cert)
-        .env("APP_TLS__KEY_PATH", &key)
         .env("APP_SERVER__SHUTDOWN_GRACE_SECS", "5")
         .env("APP_RATE_LIMIT__CREDENTIALS__REQUESTS", "1000000")
         // Room for every login at once: shed ones (503) would hide what the
         // drain does.
         .env("APP_AUTH__MAX_QUEUED_HASHES", "64");
-    let mut child = serve.spawn().expect("spawn");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            let line: serde_json::Value = serde_json::from_str(&line).ok()?;
-            line["fields"]["https"].as_str()?.parse::<std::net::SocketAddr>().ok()
-        })
-        .expect("serve logs its address");
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let (mut child, addr) = serve_with_certificate(serve, &cert, &key);
     let client = |http1: bool| {
         let builder = reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(pair.cert.pem().as_bytes()).expect("PEM")])
