@@ -27,7 +27,7 @@ use crate::{
     config::{Config, Environment},
     db,
     domain::{Email, Password},
-    http, maintenance, notes,
+    http, mail, maintenance, notes,
     server::{self, Server},
     telemetry,
 };
@@ -231,10 +231,11 @@ async fn rotate_data_key(config: &Config, batch: u32) -> anyhow::Result<ExitCode
     db::migrate(&pool).await?;
     let notes = notes::reseal_all(&pool, &keys, batch).await?;
     let logins = login::reseal_pending(&pool, &keys, batch).await?;
+    let messages = mail::reseal_outbox(&pool, &keys, batch).await?;
     println!(
-        "re-encrypted {} values ({notes} note bodies, {logins} pending logins); every sealed value is now \
-         under the key {}",
-        notes + logins,
+        "re-encrypted {} values ({notes} note bodies, {logins} pending logins, {messages} queued messages); \
+         every sealed value is now under the key {}",
+        notes + logins + messages,
         keys.current_id()
     );
     Ok(ExitCode::SUCCESS)

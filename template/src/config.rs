@@ -350,7 +350,8 @@ pub struct MailConfig {
     pub link_base_url: Option<Url>,
     /// Messages one address gets per hour at most, whatever the requests.
     pub max_per_address_per_hour: u32,
-    /// Messages that may wait for the mail server; more are dropped.
+    /// Messages that may wait for the mail server in the outbox; more are
+    /// dropped.
     pub queue_capacity: usize,
     pub smtp: SmtpConfig,
 }

@@ -56,13 +56,15 @@ impl AppState {
     pub fn new(config: config::Config, db: db::Pool) -> anyhow::Result<Self> {
         let config = Arc::new(config);
         let rate_limits = Arc::new(rate_limit::RateLimiter::new(&config.rate_limit)?);
+        let data_keys = Arc::new(config.encryption.data_keys()?);
+        let mail = Arc::new(mail::Mailer::start(&config, db.clone(), data_keys.clone())?);
         Ok(Self(Arc::new(Services {
             auth: Arc::new(auth::Auth::new(&config)?),
-            mail: Arc::new(mail::Mailer::start(&config, db.clone())?),
-            readiness: readiness::Readiness::start(db.clone(), rate_limits.clone()),
+            readiness: readiness::Readiness::start(db.clone(), rate_limits.clone(), mail.clone()),
+            mail,
             rate_limits,
             audit: audit::Auditor::start(&config.audit, db.clone()),
-            data_keys: Arc::new(config.encryption.data_keys()?),
+            data_keys,
             config,
             db,
         })))

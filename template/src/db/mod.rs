@@ -6,15 +6,18 @@ pub mod audit;
 mod backend;
 pub mod email_tokens;
 pub mod identities;
+pub mod mail_outbox;
 pub mod notes;
 pub mod oidc_logins;
 pub mod refresh_tokens;
 pub mod users;
 pub mod window_counters;
 
+use std::time::Duration;
+
 use anyhow::Context;
 pub use backend::{Backend, insecure_transport};
-use sqlx::pool::PoolOptions;
+use sqlx::{ConnectOptions, pool::PoolOptions};
 
 use crate::config::Config;
 
@@ -43,7 +46,46 @@ pub async fn migrate(pool: &Pool) -> anyhow::Result<()> {
     MIGRATOR.run(pool).await.context("applying database migrations")
 }
 
-/// One round trip to the database, for the readiness probe.
-pub async fn ping(pool: &Pool) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1").execute(pool).await.map(drop)
+/// The readiness probe's own connection to the database, outside the pool:
+/// a pool busy with requests must not look like a database that is down,
+/// and a database that is down must be noticed without waiting for a pool
+/// slot.
+pub struct Probe {
+    pool: Pool,
+    connection: Option<<Backend as sqlx::Database>::Connection>,
+}
+
+impl Probe {
+    #[must_use]
+    pub fn new(pool: Pool) -> Self {
+        Self { pool, connection: None }
+    }
+
+    /// One round trip within `deadline`, connecting first if the last
+    /// probe failed. A closed pool counts as down for good.
+    pub async fn ping(&mut self, deadline: Duration) -> bool {
+        if self.pool.is_closed() {
+            self.connection = None;
+            return false;
+        }
+        let answered = tokio::time::timeout(deadline, async {
+            let connection = match &mut self.connection {
+                Some(connection) => connection,
+                None => self.connection.insert(self.pool.connect_options().connect().await?),
+            };
+            sqlx::query("SELECT 1").execute(&mut *connection).await.map(drop)
+        })
+        .await;
+        let up = matches!(answered, Ok(Ok(())));
+        if !up {
+            // A connection that failed or was cut off mid-query is not reused.
+            self.connection = None;
+        }
+        up
+    }
+
+    /// Completes when the pool is closed, that is when the service stops.
+    pub async fn closed(&self) {
+        self.pool.close_event().await;
+    }
 }

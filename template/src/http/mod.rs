@@ -4,6 +4,7 @@
 mod audit_context;
 mod bearer;
 mod body_limit;
+mod circuit_breaker;
 pub mod client_address;
 mod error;
 pub mod extract;
@@ -73,6 +74,9 @@ pub fn router(state: AppState) -> Router {
     let app = api
         // Every routed request meets its route's policy first: deny by default.
         .route_layer(from_fn_with_state(state.clone(), policy::enforce))
+        // Before the policy, which may need the database itself: while the
+        // database is down, its routes answer 503 at once.
+        .route_layer(from_fn_with_state(state.clone(), circuit_breaker::middleware))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state);
     with_middleware(app, &config)

@@ -9,9 +9,13 @@
 //! - Transports (`transport`): SMTP over TLS, and, for development only, an
 //!   outbox directory of `.eml` files, so the quickstart needs no mail server.
 //! - `Mailer::send` never makes a request wait on a mail server: it puts the
-//!   message in a bounded queue that one worker empties, retrying with
-//!   backoff. A full queue drops the message, counted and logged, and the
-//!   request still succeeds.
+//!   message in the outbox table (`db::mail_outbox`), sealed because it
+//!   carries one-time links, and a worker delivers it, retrying with
+//!   backoff. The queue is a table so that a message survives the process
+//!   stopping or crashing: the next start (of any instance) delivers it. At
+//!   least once: a message being delivered when the process dies is sent
+//!   again when its lease ends. A full outbox (`mail.queue_capacity`) drops
+//!   the message, counted and logged, and the request still succeeds.
 //! - At most `mail.max_per_address_per_hour` messages go to one address,
 //!   whatever the requests (against mail bombing); over it nothing is sent
 //!   and the caller's answer does not change.
@@ -23,30 +27,43 @@ mod transport;
 use std::{
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use anyhow::Context;
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::{
+    Address,
+    address::Envelope,
+    message::{Mailbox, header::ContentType},
+};
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, oneshot};
 use url::Url;
+use uuid::Uuid;
 
 pub use self::transport::Transport;
 use crate::{
     auth::unix_millis,
     config::Config,
-    db::{Pool, window_counters},
+    db::{self, Pool, mail_outbox::Leased, window_counters},
     domain::Email,
+    encryption::{self, DataKeys, Field},
 };
 
 /// How often a message is tried before it is given up, and the wait before
 /// the first retry (doubled for each further one).
-const ATTEMPTS: u32 = 4;
+const ATTEMPTS: i32 = 4;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const CAP_WINDOW: Duration = Duration::from_hours(1);
+/// How often an idle worker looks for due messages (retries, and messages
+/// other instances queued or left behind); its own arrive at once.
+const POLL: Duration = Duration::from_secs(1);
+/// How long a worker holds a message beyond the SMTP timeout before another
+/// may take it.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
+const OUTBOX: Field = Field { table: "mail_outbox", column: "message" };
 
 /// A message this service sends. Tokens are only ever put into links.
 #[derive(Clone, Copy, Debug)]
@@ -115,38 +132,57 @@ impl Message<'_> {
     }
 }
 
-/// Sends messages through the queue (see the module docs).
+/// Sends messages through the outbox (see the module docs).
 pub struct Mailer {
-    queue: mpsc::Sender<Queued>,
-    dropped: Arc<AtomicU64>,
     db: Pool,
+    keys: Arc<DataKeys>,
+    capacity: usize,
+    dropped: AtomicU64,
+    /// Tells this instance's worker that a message is waiting.
+    queued: Arc<Notify>,
+    /// Whether the last delivery attempt failed, for readiness.
+    failing: Arc<AtomicBool>,
     from: Mailbox,
     service: String,
     links: Url,
     per_address_per_hour: u32,
-}
-
-struct Queued {
-    kind: &'static str,
-    message: lettre::Message,
+    /// Dropped with the mailer, which stops the worker.
+    _worker: oneshot::Sender<()>,
 }
 
 impl Mailer {
     /// The mailer of `config`, with its worker started.
-    pub fn start(config: &Config, db: Pool) -> anyhow::Result<Self> {
+    pub fn start(config: &Config, db: Pool, keys: Arc<DataKeys>) -> anyhow::Result<Self> {
         let mail = &config.mail;
-        let transport = Transport::from_config(config)?;
-        let (queue, waiting) = mpsc::channel(mail.queue_capacity);
-        tokio::spawn(deliver(transport, waiting));
+        let (worker, stopped) = oneshot::channel();
+        let queued = Arc::new(Notify::new());
+        let failing = Arc::new(AtomicBool::new(false));
+        let from: Mailbox = mail.from.parse().context("mail.from is not a mailbox")?;
+        tokio::spawn(
+            Worker {
+                transport: Transport::from_config(config)?,
+                db: db.clone(),
+                keys: keys.clone(),
+                sender: from.email.clone(),
+                lease: mail.smtp.timeout + LEASE_MARGIN,
+                queued: queued.clone(),
+                failing: failing.clone(),
+            }
+            .run(stopped),
+        );
         let public_url = &config.server.public_url;
         Ok(Self {
-            queue,
-            dropped: Arc::new(AtomicU64::new(0)),
             db,
-            from: mail.from.parse().context("mail.from is not a mailbox")?,
+            keys,
+            capacity: mail.queue_capacity,
+            dropped: AtomicU64::new(0),
+            queued,
+            failing,
+            from,
             service: public_url.host_str().unwrap_or("this service").to_owned(),
             links: mail.link_base_url.clone().unwrap_or_else(|| public_url.clone()),
             per_address_per_hour: mail.max_per_address_per_hour,
+            _worker: worker,
         })
     }
 
@@ -158,27 +194,35 @@ impl Mailer {
             tracing::warn!(kind, "an address reached its hourly share of messages: not sent");
             return Ok(());
         }
-        let email = match self.build(to, &message) {
-            Ok(email) => email,
+        let id = Uuid::now_v7();
+        let sealed = match self.build(to, &message) {
+            Ok(email) => self.keys.seal(OUTBOX, id.as_bytes(), &email).map_err(anyhow::Error::from),
+            Err(err) => Err(err),
+        };
+        let sealed = match sealed {
+            Ok(sealed) => sealed,
             Err(err) => {
                 tracing::error!(kind, error = format!("{err:#}"), "a message could not be built");
                 return Ok(());
             }
         };
-        match self.queue.try_send(Queued { kind, message: email }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                tracing::warn!(kind, dropped, "the mail queue is full: message dropped");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::error!(kind, "the mail worker stopped: message dropped");
-            }
+        if db::mail_outbox::push(&self.db, id, kind, &sealed, unix_millis(), self.capacity).await? {
+            self.queued.notify_one();
+        } else {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(kind, dropped, "the mail outbox is full: message dropped");
         }
         Ok(())
     }
 
-    /// Messages dropped because the queue was full, since start.
+    /// Whether the last delivery attempt failed: the mail server is down or
+    /// refuses, and messages wait in the outbox meanwhile.
+    #[must_use]
+    pub fn delivery_failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Messages dropped because the outbox was full, since start.
     #[must_use]
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -192,48 +236,112 @@ impl Mailer {
         window_counters::reserve(&self.db, &key, self.per_address_per_hour, unix_millis(), window).await
     }
 
-    /// The message, with headers set only through lettre's typed builder: a
-    /// value cannot smuggle in another header.
-    fn build(&self, to: &Email, message: &Message<'_>) -> anyhow::Result<lettre::Message> {
+    /// The recipient and the formatted message, one line apart (what the
+    /// outbox stores, sealed), with headers set only through lettre's typed
+    /// builder: a value cannot smuggle in another header.
+    fn build(&self, to: &Email, message: &Message<'_>) -> anyhow::Result<String> {
         let (subject, body) = message.render(&self.service, &self.links);
-        Ok(lettre::Message::builder()
+        let email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to.as_str().parse::<Mailbox>().context("a recipient lettre cannot address")?)
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
-            .body(body)?)
+            .body(body)?;
+        let formatted = String::from_utf8(email.formatted()).context("a message that is not UTF-8")?;
+        Ok(format!("{}\n{formatted}", to.as_str()))
     }
 }
 
-/// The worker: delivers queued messages one by one, each tried `ATTEMPTS`
-/// times with growing waits; a message given up is logged, without it.
-async fn deliver(transport: Transport, mut queue: mpsc::Receiver<Queued>) {
-    while let Some(queued) = queue.recv().await {
-        let mut wait = FIRST_RETRY;
-        for attempt in 1..=ATTEMPTS {
-            match transport.deliver(&queued.message).await {
-                Ok(()) => break,
-                Err(err) if attempt < ATTEMPTS => {
-                    tracing::warn!(
-                        kind = queued.kind,
-                        attempt,
-                        error = format!("{err:#}"),
-                        "sending mail failed; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
+/// Delivers the outbox: the oldest due message first, each tried `ATTEMPTS`
+/// times with growing waits between; a message given up is logged, without
+/// its content.
+struct Worker {
+    transport: Transport,
+    db: Pool,
+    keys: Arc<DataKeys>,
+    sender: Address,
+    lease: Duration,
+    queued: Arc<Notify>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Worker {
+    /// Until the mailer is dropped or the pool closed.
+    async fn run(self, mut stopped: oneshot::Receiver<()>) {
+        let lease = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+        while !self.db.is_closed() {
+            let now = unix_millis();
+            let next = match db::mail_outbox::any_due(&self.db, now).await {
+                Ok(true) => db::mail_outbox::lease_next(&self.db, now, now.saturating_add(lease)).await,
+                Ok(false) => Ok(None),
+                Err(err) => Err(err),
+            };
+            match next {
+                Ok(Some(leased)) => {
+                    if let Err(err) = self.deliver(leased).await {
+                        tracing::error!(error = format!("{err:#}"), "the mail outbox could not be updated");
+                    }
+                    continue;
                 }
-                Err(err) => {
-                    tracing::error!(
-                        kind = queued.kind,
-                        attempts = ATTEMPTS,
-                        error = format!("{err:#}"),
-                        "sending mail failed; given up"
-                    );
-                }
+                Ok(None) => {}
+                Err(_) if self.db.is_closed() => return,
+                Err(err) => tracing::error!(error = format!("{err:#}"), "the mail outbox could not be read"),
+            }
+            tokio::select! {
+                _ = &mut stopped => return,
+                () = self.queued.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
             }
         }
     }
+
+    async fn deliver(&self, leased: Leased) -> Result<(), sqlx::Error> {
+        let kind = leased.kind.as_str();
+        let delivered = async {
+            let opened = self.keys.open(OUTBOX, leased.id.as_bytes(), &leased.message)?;
+            let (to, formatted) = opened.split_once('\n').context("not an outbox message")?;
+            let envelope = Envelope::new(Some(self.sender.clone()), vec![to.parse()?])?;
+            self.transport.deliver(&envelope, formatted.as_bytes()).await
+        }
+        .await;
+        self.failing.store(delivered.is_err(), Ordering::Relaxed);
+        match delivered {
+            Ok(()) => db::mail_outbox::remove(&self.db, leased.id).await,
+            Err(err) if leased.attempts < ATTEMPTS => {
+                tracing::warn!(
+                    kind,
+                    attempt = leased.attempts,
+                    error = format!("{err:#}"),
+                    "sending mail failed; retrying"
+                );
+                let wait = FIRST_RETRY * 2u32.pow(leased.attempts.unsigned_abs().saturating_sub(1));
+                let due = unix_millis().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+                db::mail_outbox::retry_at(&self.db, leased.id, due).await
+            }
+            Err(err) => {
+                tracing::error!(
+                    kind,
+                    attempts = leased.attempts,
+                    error = format!("{err:#}"),
+                    "sending mail failed; given up"
+                );
+                db::mail_outbox::remove(&self.db, leased.id).await
+            }
+        }
+    }
+}
+
+/// Re-encrypts the waiting messages not yet under the current key, `batch`
+/// at a time; returns how many (see `encryption::reseal_all`).
+pub async fn reseal_outbox(db: &Pool, keys: &DataKeys, batch: u32) -> anyhow::Result<u64> {
+    encryption::reseal_all(
+        keys,
+        OUTBOX,
+        batch,
+        async |prefix, limit| Ok(db::mail_outbox::sealed_otherwise(db, prefix, limit).await?),
+        async |id, read, message| Ok(db::mail_outbox::reseal(db, *id, read, message).await?),
+    )
+    .await
 }
 
 #[cfg(test)]

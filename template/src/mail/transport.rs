@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use lettre::{
     AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor,
+    address::Envelope,
     transport::smtp::{
         authentication::Credentials,
         client::{Certificate, Tls, TlsParameters},
@@ -56,11 +57,12 @@ impl Transport {
         Ok(Self::Smtp(builder.build()))
     }
 
-    pub async fn deliver(&self, message: &lettre::Message) -> anyhow::Result<()> {
+    /// Delivers a formatted message to the envelope's recipients.
+    pub async fn deliver(&self, envelope: &Envelope, message: &[u8]) -> anyhow::Result<()> {
         match self {
-            Self::Smtp(smtp) => smtp.send(message.clone()).await.map(drop).context("SMTP"),
+            Self::Smtp(smtp) => smtp.send_raw(envelope, message).await.map(drop).context("SMTP"),
             Self::Outbox { files, dir } => {
-                let id = files.send(message.clone()).await.context("writing to the outbox")?;
+                let id = files.send_raw(envelope, message).await.context("writing to the outbox")?;
                 tracing::info!(path = %dir.join(format!("{id}.eml")).display(), "mail written to the development outbox");
                 Ok(())
             }

@@ -285,3 +285,54 @@ async fn the_outbox_keeps_one_file_per_message(pool: Pool) {
         "{message}"
     );
 }
+
+/// While the mail server is down, messages wait in the outbox, sealed (the
+/// table shows neither the address nor the link), and the service says it
+/// is degraded, not unready. The outbox outlives the process: the next start
+/// delivers the message, and its link works.
+#[sqlx::test]
+async fn mail_waits_sealed_while_the_server_is_down_and_the_next_start_delivers_it(pool: Pool) {
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let down = config_with(|figment| {
+        figment
+            .merge(("mail.transport", "smtp"))
+            .merge(("mail.smtp.host", "127.0.0.1"))
+            .merge(("mail.smtp.port", nobody.port()))
+            .merge(("mail.smtp.tls", "none"))
+    });
+    let app = TestApp::with_config(pool.clone(), down).await;
+    let accepted = app.post("/api/v1/auth/register", None, &registration("ann@example.com", PASSWORD)).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ready = app.get("/readyz").await;
+        assert_eq!(ready.status, StatusCode::OK, "mail down never makes the service unready");
+        if ready.json() == json!({"status": "degraded", "degraded": ["mail"]}) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "readiness never said mail is degraded: {:?}", ready.json());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waiting: Vec<String> =
+        sqlx::query_scalar("SELECT message FROM mail_outbox").fetch_all(&pool).await.expect("outbox");
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert!(waiting[0].starts_with("enc1:"), "sealed: {}", waiting[0]);
+    assert!(!waiting[0].contains("example.com") && !waiting[0].contains("token"), "{}", waiting[0]);
+    drop(app);
+
+    let (restarted, smtp) = app_with_mail(pool.clone(), |figment| figment).await;
+    let mail = smtp.message("ann@example.com", "Confirm your email address").await;
+    let confirmed = restarted.post("/api/v1/auth/verify-email", None, &json!({"token": mail.token()})).await;
+    assert_eq!(confirmed.status, StatusCode::NO_CONTENT, "{}", String::from_utf8_lossy(&confirmed.body));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox").fetch_one(&pool).await.expect("outbox");
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a delivered message stayed in the outbox");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(smtp.messages().len(), 1, "delivered once");
+}

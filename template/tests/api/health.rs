@@ -48,21 +48,29 @@ async fn until_not_ready(app: &TestApp) -> crate::helpers::TestResponse {
 }
 
 /// A TCP proxy between the service and PostgreSQL that a test can cut (every
-/// connection dropped, new ones refused) and restore.
+/// connection dropped, new ones refused) and restore. It counts the
+/// connections it is asked for.
 struct Proxy {
     port: u16,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Proxy {
     async fn start(upstream: std::net::SocketAddr) -> Self {
-        use std::sync::{Arc, atomic::AtomicBool, atomic::Ordering};
+        use std::sync::{
+            Arc,
+            atomic::{AtomicBool, AtomicUsize, Ordering},
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let cut = Arc::new(AtomicBool::new(false));
         let (cut_flag, cuts) = (cut.clone(), cut.clone());
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let counted = attempts.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
                 if cut_flag.load(Ordering::SeqCst) {
                     continue; // dropped: the connection closes at once
                 }
@@ -79,7 +87,11 @@ impl Proxy {
                 });
             }
         });
-        Self { port, cut }
+        Self { port, cut, attempts }
+    }
+
+    fn attempts(&self) -> usize {
+        self.attempts.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn set_cut(&self, cut: bool) {
@@ -90,7 +102,8 @@ impl Proxy {
 /// A database that stops answering is an outage, not a bug: requests that
 /// need it answer 503 with Retry-After within the pool's acquire timeout,
 /// /readyz says so at once and names the database, /healthz stays 200; once
-/// the database is back, requests succeed again without a restart.
+/// the probe saw it, the circuit breaker answers at once without connecting;
+/// once the database is back, requests succeed again without a restart.
 #[sqlx::test]
 async fn a_database_outage_answers_503_fast_and_heals_by_itself(pool: Pool) {
     use sqlx::ConnectOptions;
@@ -127,6 +140,18 @@ async fn a_database_outage_answers_503_fast_and_heals_by_itself(pool: Pool) {
     assert_eq!(error["message"], "Not ready: database.");
     assert!(ready.header("retry-after").parse::<u64>().is_ok_and(|secs| secs >= 1));
     assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+
+    // The circuit is open: requests are answered at once and cause no
+    // connection attempt; only the probe tries, once a second.
+    let (attempts, started) = (proxy.attempts(), std::time::Instant::now());
+    for _ in 0..20 {
+        let asked = std::time::Instant::now();
+        let response = app.get_as("/api/v1/notes", &ann).await;
+        response.assert_error(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+        assert!(asked.elapsed() < std::time::Duration::from_millis(100), "took {:?}", asked.elapsed());
+    }
+    let probes = usize::try_from(started.elapsed().as_secs()).expect("seconds") + 1;
+    assert!(proxy.attempts() - attempts <= probes, "{} connection attempts", proxy.attempts() - attempts);
 
     proxy.set_cut(false);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
