@@ -43,6 +43,18 @@ pub fn insecure_transport(url: &DatabaseUrl) -> Option<&'static str> {
     }
 }
 
+/// Whether an SQLSTATE says the database cannot do its work right now, not
+/// that the query was wrong: a broken connection (class 08), out of disk,
+/// memory or connections (53), the server shutting down or starting
+/// (57P01–57P03), an I/O error (58030), or a read-only server (25006: a
+/// replica, as after a failover).
+#[must_use]
+pub fn is_outage_code(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "58030" | "25006")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +70,17 @@ mod tests {
             assert!(insecure_transport(&url(insecure)).is_some(), "{insecure}");
         }
         assert_eq!(insecure_transport(&url("postgres://db.internal/app?sslmode=verify-full")), None);
+    }
+
+    #[test]
+    fn an_outage_code_is_told_from_a_fault() {
+        for outage in ["08006", "53100" /* disk_full */, "53300", "57P01", "58030", "25006"] {
+            assert!(is_outage_code(outage), "{outage}");
+        }
+        for fault in
+            ["23505" /* unique_violation */, "42P01" /* undefined_table */, "22021", "40001"]
+        {
+            assert!(!is_outage_code(fault), "{fault}");
+        }
     }
 }

@@ -23,6 +23,22 @@ use crate::config::Config;
 
 pub type Pool = sqlx::Pool<Backend>;
 
+/// Whether `err` says the database cannot be reached or cannot do its work
+/// right now (no connection within the acquire timeout, a connection that
+/// broke, a pool shut down, a full disk, a read-only server), rather than
+/// that this query or this code is wrong: an outage, which retrying later
+/// can cure.
+#[must_use]
+pub fn is_outage(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            true
+        }
+        sqlx::Error::Database(err) => err.code().is_some_and(|code| backend::is_outage_code(&code)),
+        _ => false,
+    }
+}
+
 /// A transaction, for changes that must happen together or not at all.
 pub type Tx<'a> = sqlx::Transaction<'a, Backend>;
 

@@ -27,6 +27,7 @@ use crate::{
     auth::{
         AuthError, AuthenticationError, NoAccount, oidc::login::LoginError, verification::VerificationError,
     },
+    db,
     notes::NotesError,
 };
 
@@ -97,8 +98,9 @@ pub enum ApiError {
     #[error("overloaded")]
     Overloaded,
     /// Service unavailable (503) with `Retry-After`. A dependency (the
-    /// database) is unreachable: the request was fine and may succeed on
-    /// retry, so this is not a 500, and clients must not retry at once.
+    /// database) is unreachable or cannot do its work now (out of disk,
+    /// read-only): the request was fine and may succeed on retry, so this is
+    /// not a 500, and clients must not retry at once.
     #[error("service unavailable: {0:#}")]
     Unavailable(#[source] anyhow::Error),
     /// Service unavailable (503) with `Retry-After` from `/readyz`: the named
@@ -207,18 +209,12 @@ impl ApiError {
 }
 
 /// A database error is never the client's fault nor safe to show. One that
-/// says the database cannot be reached (no connection within the pool's
-/// acquire timeout, a connection that broke, a pool shut down) is an
-/// outage, 503; any other is a fault here, 500.
+/// says the database cannot do its work now (`db::is_outage`: unreachable,
+/// out of disk, read-only) is an outage, 503; any other is a fault here,
+/// 500.
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => Self::Unavailable(err.into()),
-            _ => Self::Internal(err.into()),
-        }
+        if db::is_outage(&err) { Self::Unavailable(err.into()) } else { Self::Internal(err.into()) }
     }
 }
 

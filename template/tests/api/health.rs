@@ -201,3 +201,60 @@ async fn until_not_ready_or_degraded(app: &TestApp) -> crate::helpers::TestRespo
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A database that refuses writes is an outage as well, never a 500: a
+/// full disk (SQLite: the file may not grow, the SQLITE_FULL a full disk
+/// gives) or a read-only server (PostgreSQL: a replica, as after a
+/// failover). Writes answer 503 with Retry-After and say nothing of why;
+/// reads go on, and liveness is untouched.
+#[sqlx::test]
+async fn a_full_disk_or_read_only_database_answers_writes_503_and_reads_go_on(pool: Pool) {
+    use futures_util::TryFutureExt;
+    use sqlx::{ConnectOptions, Executor, pool::PoolOptions};
+    let app = TestApp::new(pool.clone()).await;
+    let ann = app.signed_up("ann@example.com").await.access;
+    let note = serde_json::json!({"title": "kept", "body": "written before"});
+    assert_eq!(app.call("POST", "/api/v1/notes", Some(&ann), Some(&note)).await.status, StatusCode::CREATED);
+
+    let refuse_writes = if pool.connect_options().to_url_lossy().scheme() == "postgres" {
+        "SET default_transaction_read_only = on".to_owned()
+    } else {
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count").fetch_one(&pool).await.expect("pages");
+        format!("PRAGMA max_page_count = {pages}")
+    };
+    // Every connection of the pool runs it, for the test's duration.
+    let refuse_writes: &'static str = refuse_writes.leak();
+    let full = PoolOptions::<app::db::Backend>::new()
+        .after_connect(move |connection, _| Box::pin(connection.execute(refuse_writes).map_ok(drop)))
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .expect("pool");
+    let app = TestApp::with_state(crate::helpers::app_state(full, crate::helpers::config()).await);
+
+    let big = "x".repeat(1900);
+    for attempt in 0..200 {
+        let note = serde_json::json!({"title": format!("note {attempt}"), "body": big});
+        let response = app.call("POST", "/api/v1/notes", Some(&ann), Some(&note)).await;
+        if response.status == StatusCode::CREATED {
+            continue; // SQLite: room left in the last pages
+        }
+        let error = response.assert_error(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+        assert!(response.header("retry-after").parse::<u64>().is_ok_and(|secs| secs >= 1));
+        let said = error.to_string().to_lowercase();
+        for detail in ["full", "read", "disk", "database", "sqlite", "postgres", "25006"] {
+            assert!(!said.contains(detail), "{said}");
+        }
+        let list = app.get_as("/api/v1/notes", &ann).await;
+        assert_eq!(list.status, StatusCode::OK, "reads go on");
+        let titles = list.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|note| note["title"].clone())
+            .collect::<Vec<_>>();
+        assert!(titles.contains(&serde_json::json!("kept")), "{titles:?}");
+        assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+        return;
+    }
+    panic!("200 notes of 2 KB fitted in a database that may not grow");
+}
