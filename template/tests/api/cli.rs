@@ -476,8 +476,9 @@ fn stop(child: &mut std::process::Child) {
 }
 
 /// SIGTERM under load, over HTTP/1.1 and HTTP/2 keep-alive connections:
-/// every request sent before the signal is answered, new connections are
-/// refused once it arrived, and the process exits within its grace period.
+/// every request sent before the signal is answered (over HTTP/1.1 with
+/// `Connection: close`), new connections are refused once it arrived, and
+/// the process exits within its grace period.
 #[sqlx::test]
 async fn sigterm_under_load_loses_no_request_sent_before_it(pool: Pool) {
     let data = tempfile::tempdir().expect("tempdir");
@@ -511,11 +512,14 @@ async fn sigterm_under_load_loses_no_request_sent_before_it(pool: Pool) {
             let mut sent = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let at = std::time::Instant::now();
-                let outcome =
-                    client.post(&url).json(&guess).send().await.map(|response| response.status().as_u16());
-                sent.push((at, outcome.map_err(|err| format!("{err:?}"))));
+                let outcome = client.post(&url).json(&guess).send().await.map(|response| {
+                    let closing = response.headers().get("connection").is_some_and(|value| value == "close");
+                    (response.status().as_u16(), closing)
+                });
+                let answered = std::time::Instant::now();
+                sent.push((at, answered, outcome.map_err(|err| format!("{err:?}"))));
             }
-            sent
+            (n % 2 == 0, sent)
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
@@ -530,18 +534,27 @@ async fn sigterm_under_load_loses_no_request_sent_before_it(pool: Pool) {
     assert!(exited.success(), "{exited:?}");
     let took = signalled.elapsed();
     assert!(took < std::time::Duration::from_secs(5), "exited {took:?} after SIGTERM, past its grace period");
-    let mut before = (0, Vec::new());
+    let (mut before, mut drained) = ((0, Vec::new()), (0, 0));
     for worker in workers {
-        for (at, outcome) in worker.await.expect("worker") {
+        let (http1, sent) = worker.await.expect("worker");
+        for (at, answered, outcome) in sent {
             if at < signalled {
                 before.0 += 1;
-                if outcome != Ok(401) {
-                    before.1.push(outcome);
+                if !matches!(outcome, Ok((401, _))) {
+                    before.1.push(outcome.clone());
                 }
+            }
+            // HTTP/1.1 keep-alive clients are told to close: answers during
+            // the drain say `Connection: close`.
+            if http1 && at < signalled && answered > signalled {
+                drained.0 += 1;
+                drained.1 += usize::from(matches!(outcome, Ok((_, true))));
             }
         }
     }
     assert!(before.0 > 10, "too little load: {}", before.0);
+    assert!(drained.0 > 0, "no HTTP/1.1 request was in flight at the signal");
+    assert_eq!(drained.1, drained.0, "answers during the drain without Connection: close");
     assert!(
         before.1.is_empty(),
         "of {} requests sent before SIGTERM, these failed: {:?}",
