@@ -47,12 +47,22 @@ async fn until_not_ready(app: &TestApp) -> crate::helpers::TestResponse {
     }
 }
 
-/// A TCP proxy between the service and PostgreSQL that a test can cut (every
-/// connection dropped, new ones refused) and restore. It counts the
-/// connections it is asked for.
+/// What a `Proxy` does with the connections through it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Link {
+    Open,
+    /// Every connection dropped, new ones closed at once.
+    Cut,
+    /// Connections held open with nothing forwarded: a database that hangs.
+    /// Stalled connections are dropped when the link changes again.
+    Stalled,
+}
+
+/// A TCP proxy between the service and PostgreSQL that a test can cut,
+/// stall and restore. It counts the connections it is asked for.
 struct Proxy {
     port: u16,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    link: tokio::sync::watch::Sender<Link>,
     attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -60,42 +70,50 @@ impl Proxy {
     async fn start(upstream: std::net::SocketAddr) -> Self {
         use std::sync::{
             Arc,
-            atomic::{AtomicBool, AtomicUsize, Ordering},
+            atomic::{AtomicUsize, Ordering},
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let (cut_flag, cuts) = (cut.clone(), cut.clone());
+        let (link, watching) = tokio::sync::watch::channel(Link::Open);
         let attempts = Arc::new(AtomicUsize::new(0));
         let counted = attempts.clone();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 counted.fetch_add(1, Ordering::SeqCst);
-                if cut_flag.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection closes at once
-                }
-                let cuts = cuts.clone();
+                let mut link = watching.clone();
                 tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
-                    let copy = tokio::io::copy_bidirectional(&mut client, &mut server);
-                    let watch = async {
-                        while !cuts.load(Ordering::SeqCst) {
-                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    let state = *link.borrow_and_update();
+                    if state == Link::Open {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else { return };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                            _ = link.changed() => {}
                         }
-                    };
-                    tokio::select! { _ = copy => {}, () = watch => {} }
+                        if *link.borrow_and_update() == Link::Stalled {
+                            let _ = link.changed().await; // both ends held meanwhile
+                        }
+                    } else if state == Link::Stalled {
+                        let _ = link.changed().await;
+                    }
                 });
             }
         });
-        Self { port, cut, attempts }
+        Self { port, link, attempts }
     }
 
     fn attempts(&self) -> usize {
         self.attempts.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn set_cut(&self, cut: bool) {
-        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+    fn set(&self, link: Link) {
+        self.link.send_replace(link);
+    }
+
+    /// The URL of `database` through this proxy.
+    fn url_for(&self, database: &url::Url) -> url::Url {
+        let mut proxied = database.clone();
+        proxied.set_port(Some(self.port)).expect("port");
+        proxied
     }
 }
 
@@ -119,15 +137,14 @@ async fn a_database_outage_answers_503_fast_and_heals_by_itself(pool: Pool) {
         return;
     };
     let proxy = Proxy::start(([127, 0, 0, 1], port).into()).await;
-    let mut proxied = url.clone();
-    proxied.set_port(Some(proxy.port)).expect("port");
+    let proxied = proxy.url_for(&url);
     let config = crate::helpers::config_with(|figment| figment.merge(("database.url", proxied.as_str())));
     let database = app::db::connect(&config).await.expect("connects through the proxy");
     let app = TestApp::with_state(crate::helpers::app_state(database, config).await);
     let ann = app.signed_up("ann@example.com").await.access;
     assert_eq!(app.get_as("/api/v1/notes", &ann).await.status, StatusCode::OK);
 
-    proxy.set_cut(true);
+    proxy.set(Link::Cut);
     // The proxy drops open connections within 20 ms.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let started = std::time::Instant::now();
@@ -153,7 +170,7 @@ async fn a_database_outage_answers_503_fast_and_heals_by_itself(pool: Pool) {
     let probes = usize::try_from(started.elapsed().as_secs()).expect("seconds") + 1;
     assert!(proxy.attempts() - attempts <= probes, "{} connection attempts", proxy.attempts() - attempts);
 
-    proxy.set_cut(false);
+    proxy.set(Link::Open);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while app.get_as("/api/v1/notes", &ann).await.status != StatusCode::OK {
         assert!(std::time::Instant::now() < deadline, "the service did not recover");
@@ -257,4 +274,81 @@ async fn a_full_disk_or_read_only_database_answers_writes_503_and_reads_go_on(po
         return;
     }
     panic!("200 notes of 2 KB fitted in a database that may not grow");
+}
+
+/// A database that hangs instead of failing ties up nothing else: while
+/// writes wait on it (PostgreSQL: a link that forwards nothing; SQLite: a
+/// write lock held by another process), `/healthz` and `/readyz` answer at
+/// once, every waiting write ends with 503 and Retry-After within its bound
+/// (the pool's acquire timeout; SQLite's busy timeout), and once the
+/// database moves again so does the service.
+#[sqlx::test]
+async fn a_hanging_database_ties_up_neither_the_probes_nor_the_service(pool: Pool) {
+    use sqlx::{ConnectOptions, Connection};
+    let url = pool.connect_options().to_url_lossy();
+    let proxy = match url.port().filter(|_| url.scheme() == "postgres") {
+        Some(port) => Some(Proxy::start(([127, 0, 0, 1], port).into()).await),
+        None => None,
+    };
+    let app = match &proxy {
+        Some(proxy) => {
+            let proxied = proxy.url_for(&url);
+            let config =
+                crate::helpers::config_with(|figment| figment.merge(("database.url", proxied.as_str())));
+            let database = app::db::connect(&config).await.expect("connects through the proxy");
+            TestApp::with_state(crate::helpers::app_state(database, config).await)
+        }
+        None => TestApp::new(pool.clone()).await,
+    };
+    let ann = app.signed_up("ann@example.com").await.access;
+
+    let (mut lock, bound) = if let Some(proxy) = &proxy {
+        proxy.set(Link::Stalled);
+        (None, std::time::Duration::from_secs(3))
+    } else {
+        let mut other = pool.connect_options().connect().await.expect("a second connection");
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await.expect("the write lock");
+        (Some(other), std::time::Duration::from_secs(8))
+    };
+    let started = std::time::Instant::now();
+    let writes = futures_util::future::join_all((0..16).map(|n| {
+        let note = serde_json::json!({"title": format!("note {n}"), "body": "waits"});
+        let (app, ann) = (&app, &ann);
+        async move { app.call("POST", "/api/v1/notes", Some(ann), Some(&note)).await }
+    }));
+    let probes = async {
+        for _ in 0..5 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            for probe in ["/healthz", "/readyz"] {
+                let asked = std::time::Instant::now();
+                let status = app.get(probe).await.status;
+                assert!(
+                    asked.elapsed() < std::time::Duration::from_millis(200),
+                    "{probe}: {:?}",
+                    asked.elapsed()
+                );
+                if probe == "/healthz" {
+                    assert_eq!(status, StatusCode::OK);
+                }
+            }
+        }
+    };
+    let (written, ()) = tokio::join!(writes, probes);
+    assert!(started.elapsed() < bound, "the writes took {:?}", started.elapsed());
+    for response in written {
+        response.assert_error(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+        assert!(response.header("retry-after").parse::<u64>().is_ok_and(|secs| secs >= 1));
+    }
+
+    match (&proxy, lock.take()) {
+        (Some(proxy), _) => proxy.set(Link::Open),
+        (None, Some(other)) => other.close().await.expect("the lock released"),
+        (None, None) => unreachable!("SQLite holds a lock"),
+    }
+    let note = serde_json::json!({"title": "after", "body": "moves again"});
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app.call("POST", "/api/v1/notes", Some(&ann), Some(&note)).await.status != StatusCode::CREATED {
+        assert!(std::time::Instant::now() < deadline, "the service did not recover");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
