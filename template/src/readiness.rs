@@ -2,8 +2,12 @@
 //! probes each dependency once a second, each probe bounded, and `/readyz`
 //! answers at once from the last results: an orchestrator's probe has a
 //! deadline of its own (often one second), and a database that hangs must
-//! not make it time out instead of reading 503. Shutting down makes the
-//! instance not ready at once, so that a load balancer drains it.
+//! not make it time out instead of reading 503. The same result opens the
+//! database's circuit breaker (`http::circuit_breaker`). Mail is judged by
+//! the outcome of the last delivery, not probed: a mail server that is
+//! down only delays mail, so it degrades the service and never stops it.
+//! Shutting down makes the instance not ready at once, so that a load
+//! balancer drains it.
 
 use std::{
     sync::{

@@ -193,7 +193,8 @@ async fn rotation_under_concurrent_reads_and_writes_loses_nothing(pool: Pool) {
     assert_eq!(page.json()["items"].as_array().expect("items").len(), 42);
 }
 
-/// `rotate-data-key` as an operator runs it, the keys read from a file.
+/// `rotate-data-key` as an operator runs it, the keys read from a file:
+/// note bodies and the mail waiting in the outbox.
 #[sqlx::test]
 async fn rotate_data_key_reencrypts_and_reports(pool: Pool) {
     let app = app_with_keys(&pool, KEY_A).await;
@@ -202,6 +203,19 @@ async fn rotate_data_key_reencrypts_and_reports(pool: Pool) {
     for body in ["one", "two", "three"] {
         ids.push(create(&app, &ann, body, true).await);
     }
+    // And a message waiting in the outbox for a mail server that is down.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
+    let mail_down = config_with(|figment| {
+        figment
+            .merge(("encryption.keys", KEY_A))
+            .merge(("mail.transport", "smtp"))
+            .merge(("mail.smtp.host", "127.0.0.1"))
+            .merge(("mail.smtp.port", nobody.port()))
+            .merge(("mail.smtp.tls", "none"))
+    });
+    let waiting = app_state(pool.clone(), mail_down).await;
+    let bob = app::domain::Email::try_from("bob@example.com".to_owned()).expect("address");
+    waiting.mail.send(&bob, app::mail::Message::PasswordChanged).await.expect("queued");
     let secrets = tempfile::tempdir().expect("tempdir");
     let keys_file = secrets.path().join("data-keys");
     std::fs::write(&keys_file, format!("{KEY_B}\n{KEY_A}\n")).expect("write keys");
@@ -216,10 +230,13 @@ async fn rotate_data_key_reencrypts_and_reports(pool: Pool) {
     let first = rotate();
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
     assert!(first.status.success(), "{said}{}", String::from_utf8_lossy(&first.stderr));
-    assert!(said.contains("re-encrypted 3 values") && said.contains("under the key b"), "{said}");
+    assert!(said.contains("re-encrypted 4 values") && said.contains("under the key b"), "{said}");
     for id in ids {
         assert!(stored_body(&pool, id).await.starts_with("enc1:b:"));
     }
+    let queued: String =
+        sqlx::query_scalar("SELECT message FROM mail_outbox").fetch_one(&pool).await.expect("still waiting");
+    assert!(queued.starts_with("enc1:b:"), "{queued}");
     let again = rotate();
     assert!(String::from_utf8_lossy(&again.stdout).contains("re-encrypted 0 values"));
 }

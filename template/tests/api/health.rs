@@ -176,11 +176,7 @@ async fn a_database_outage_answers_503_fast_and_heals_by_itself(pool: Pool) {
         assert!(std::time::Instant::now() < deadline, "the service did not recover");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while app.get("/readyz").await.status != StatusCode::OK {
-        assert!(std::time::Instant::now() < deadline, "/readyz did not recover");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until_status(&app, "/readyz", StatusCode::OK).await;
 }
 
 /// Redis down: the service counts limits in memory and stays ready, saying
@@ -349,6 +345,52 @@ async fn a_hanging_database_ties_up_neither_the_probes_nor_the_service(pool: Poo
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while app.call("POST", "/api/v1/notes", Some(&ann), Some(&note)).await.status != StatusCode::CREATED {
         assert!(std::time::Instant::now() < deadline, "the service did not recover");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Redis cut off mid-run, through the same proxy, where limits need it
+/// (`on_redis_failure = "deny"`): limited requests answer 503 with
+/// Retry-After within the Redis timeout, `/readyz` names redis, `/healthz`
+/// stays 200; restored, both recover without a restart.
+#[sqlx::test]
+async fn redis_cut_off_mid_run_answers_503_and_heals_by_itself(pool: Pool) {
+    let proxy = Proxy::start(([127, 0, 0, 1], 6379).into()).await;
+    let redis = format!("redis://127.0.0.1:{}", proxy.port);
+    let config = crate::helpers::config_with(|figment| {
+        figment.merge(("rate_limit.redis_url", redis.as_str())).merge(("rate_limit.on_redis_failure", "deny"))
+    });
+    let app = TestApp::with_config(pool, config).await;
+    // The key set is a limited route that needs no account.
+    let limited = "/.well-known/jwks.json";
+    assert_eq!(app.get(limited).await.status, StatusCode::OK);
+    until_status(&app, "/readyz", StatusCode::OK).await;
+
+    proxy.set(Link::Cut);
+    let started = std::time::Instant::now();
+    let response = app.get(limited).await;
+    response.assert_error(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+    assert!(response.header("retry-after").parse::<u64>().is_ok_and(|secs| secs >= 1));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "took {:?}", started.elapsed());
+    let ready = until_not_ready(&app).await;
+    let error = ready.assert_error(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE");
+    assert_eq!(error["message"], "Not ready: redis.");
+    assert_eq!(app.get("/healthz").await.status, StatusCode::OK);
+
+    proxy.set(Link::Open);
+    until_status(&app, limited, StatusCode::OK).await;
+    until_status(&app, "/readyz", StatusCode::OK).await;
+}
+
+/// Asks for `uri` until it answers `status`, for at most five seconds.
+async fn until_status(app: &TestApp, uri: &str, status: StatusCode) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let response = app.get(uri).await;
+        if response.status == status {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{uri} answers {}, not {status}", response.status);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

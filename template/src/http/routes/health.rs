@@ -47,7 +47,9 @@ pub async fn healthz() -> Json<Health> {
 /// Answers at once from the last background probes (see `readiness`): 200
 /// while the service can do its work, 503 naming what stops it (the
 /// database; Redis when limits are refused without it; shutting down). A
-/// dependency the service works around is listed as `degraded`.
+/// dependency the service works around (Redis with limits counted in
+/// memory meanwhile; mail, which waits in the outbox) is listed as
+/// `degraded`.
 #[utoipa::path(
     get,
     path = "/readyz",
