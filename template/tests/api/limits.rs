@@ -347,3 +347,38 @@ async fn http2_streams_and_rapid_resets_are_bounded_as_configured(pool: Pool) {
     strict.shutdown().await.expect("clean stop");
     generous.shutdown().await.expect("clean stop");
 }
+
+/// A graceful shutdown tells HTTP/2 clients to go away (a GOAWAY frame):
+/// the request in flight is answered, the connection then ends cleanly
+/// rather than being cut, and the client may open no new stream on it, so
+/// it retries elsewhere instead of losing a request.
+#[sqlx::test]
+async fn a_graceful_shutdown_sends_http2_clients_a_goaway(pool: Pool) {
+    let app = TlsApp::spawn(pool).await;
+    let (client, connection) = http2(app.https, &app.certificate()).await;
+    let connection = tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    // A keep-alive connection, in use before the shutdown.
+    let (warm, _) = client
+        .send_request(Request::get(app.url("/healthz")).body(()).expect("request"), true)
+        .expect("sent");
+    assert_eq!(warm.await.expect("answered").status(), StatusCode::OK);
+    // A login costs a password hash, so it is still in flight when the
+    // shutdown begins.
+    let request = Request::post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(())
+        .expect("request");
+    let (response, mut body) = client.send_request(request, false).expect("sent");
+    let guess = json!({"email": "nobody@example.com", "password": PASSWORD}).to_string();
+    body.send_data(guess.into(), true).expect("body sent");
+    let stopped = tokio::spawn(app.shutdown());
+
+    let response = response.await.expect("answered during the drain");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let ended = connection.await.expect("joined");
+    assert!(ended.is_ok(), "the connection was cut, not ended: {ended:?}");
+    let refused = client.ready().await.err().expect("no new stream on a connection told to go away");
+    assert!(refused.is_go_away(), "{refused:?}");
+    stopped.await.expect("joined").expect("clean stop");
+}
