@@ -378,7 +378,7 @@ async fn a_graceful_shutdown_sends_http2_clients_a_goaway(pool: Pool) {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let ended = connection.await.expect("joined");
     assert!(ended.is_ok(), "the connection was cut, not ended: {ended:?}");
-    let refused = client.ready().await.err().expect("no new stream on a connection told to go away");
+    let refused = client.ready().await.expect_err("no new stream on a connection told to go away");
     assert!(refused.is_go_away(), "{refused:?}");
     stopped.await.expect("joined").expect("clean stop");
 }
