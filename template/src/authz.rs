@@ -9,7 +9,7 @@
 //!    OpenAPI document derives each operation's `security` and 429 from
 //!    it; a test fails when a served route has no row. Handlers restate
 //!    nothing: they take the `Principal` the policy already verified.
-//! 2. Object rules (`can_read_note`) that services apply to each object.
+//! 2. Object rules (`can_read_owned`) that services apply to each object.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -179,10 +179,11 @@ pub fn policy(method: &str, path: &str) -> Option<&'static RoutePolicy> {
     ROUTES.iter().find(|row| row.method == method && row.path == path)
 }
 
-/// Owners read their notes; admins read everyone's. Changing a note is for
-/// its owner alone, admins included: `db::notes` writes filter on the owner.
+/// Owners read what they own (notes, and the owned resources `cargo xtask
+/// scaffold` writes); admins read everyone's. Changing one is for its owner
+/// alone, admins included: the writes of `db` filter on the owner.
 #[must_use]
-pub fn can_read_note(principal: &Principal, owner: Uuid) -> bool {
+pub fn can_read_owned(principal: &Principal, owner: Uuid) -> bool {
     principal.subject == Subject::User(owner) || principal.roles.contains(&Role::Admin)
 }
 
@@ -209,10 +210,10 @@ mod tests {
         let stranger = principal(Subject::User(other), &[Role::User]);
         let admin = principal(Subject::User(other), &[Role::User, Role::Admin]);
         let service = principal(Subject::External("svc".to_owned()), &[]);
-        assert!(can_read_note(&user, owner));
-        assert!(!can_read_note(&stranger, owner));
-        assert!(can_read_note(&admin, owner));
-        assert!(!can_read_note(&service, owner));
+        assert!(can_read_owned(&user, owner));
+        assert!(!can_read_owned(&stranger, owner));
+        assert!(can_read_owned(&admin, owner));
+        assert!(!can_read_owned(&service, owner));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Notes, the example resource: the object-level rules (see
-//! `authz::can_read_note`) applied to each note. A note the caller may not
+//! `authz::can_read_owned`) applied to each note. A note the caller may not
 //! see is reported exactly like a missing one, so ids cannot be probed.
 //! The body of a confidential note is sealed before it reaches the database
 //! and opened only for a reader (see `encryption`).
@@ -89,7 +89,7 @@ pub async fn create(
 
 pub async fn get(db: &Pool, keys: &DataKeys, principal: &Principal, id: Uuid) -> Result<Note, NotesError> {
     let note = db::notes::find(db, id).await?.ok_or(NotesError::NotFound)?;
-    if authz::can_read_note(principal, note.owner_id) { open(keys, note) } else { Err(NotesError::NotFound) }
+    if authz::can_read_owned(principal, note.owner_id) { open(keys, note) } else { Err(NotesError::NotFound) }
 }
 
 /// Changes the given fields of one of the caller's notes. Callers without

@@ -106,26 +106,41 @@ enum Caller {
 const CALLERS: [Caller; 4] = [Caller::Anonymous, Caller::OtherUser, Caller::Owner, Caller::Admin];
 
 /// One row per route: the request and the status each caller gets, in the
-/// order of `CALLERS`. `{note}` is a note of the owner and `{user}` another
-/// account, both fresh for the row.
-struct Row {
+/// order of `CALLERS`. `{id}` is an object the owner creates first (see
+/// `on_object`) and `{user}` another account, both fresh for the row.
+pub struct Row {
     method: &'static str,
-    path: &'static str,
+    path: String,
     body: Option<Value>,
     statuses: [u16; 4],
+    /// Where the owner creates the object of `{id}`, and with what body.
+    object: Option<(&'static str, Value)>,
 }
 
-fn row(method: &'static str, path: &'static str, body: Option<Value>, statuses: [u16; 4]) -> Row {
-    Row { method, path, body, statuses }
+pub fn row(method: &'static str, path: &str, body: Option<Value>, statuses: [u16; 4]) -> Row {
+    Row { method, path: path.to_owned(), body, statuses, object: None }
+}
+
+/// A row about one object of the owner's: created in `collection` with
+/// `object` before the row, then called at `collection/{id}`.
+pub fn on_object(
+    method: &'static str,
+    (collection, object): (&'static str, Value),
+    body: Option<Value>,
+    statuses: [u16; 4],
+) -> Row {
+    Row { method, path: format!("{collection}/{{id}}"), body, statuses, object: Some((collection, object)) }
 }
 
 /// The authorization matrix. Adding a route means adding its row: the test
-/// fails when a route of `authz::ROUTES` has none.
+/// fails when a route of `authz::ROUTES` has none. `cargo xtask scaffold`
+/// adds the rows of each resource it writes (its tests' `matrix_rows`).
 fn matrix() -> Vec<Row> {
     let note = || Some(json!({"title": "A note", "body": "text"}));
+    let a_note = || ("/api/v1/notes", json!({"title": "Owner's"}));
     let roles = || Some(json!({"roles": ["user"]}));
     // Statuses: anonymous, other user, owner, admin.
-    vec![
+    let rows = vec![
         row("GET", "/healthz", None, [200, 200, 200, 200]),
         row("GET", "/readyz", None, [200, 200, 200, 200]),
         row("GET", "/.well-known/jwks.json", None, [200, 200, 200, 200]),
@@ -181,21 +196,23 @@ fn matrix() -> Vec<Row> {
         ),
         row("GET", "/api/v1/notes", None, [401, 200, 200, 200]),
         row("POST", "/api/v1/notes", note(), [401, 201, 201, 201]),
-        row("GET", "/api/v1/notes/{note}", None, [401, 404, 200, 200]),
-        row("PATCH", "/api/v1/notes/{note}", note(), [401, 404, 200, 404]),
-        row("DELETE", "/api/v1/notes/{note}", None, [401, 404, 204, 404]),
+        on_object("GET", a_note(), None, [401, 404, 200, 200]),
+        on_object("PATCH", a_note(), note(), [401, 404, 200, 404]),
+        on_object("DELETE", a_note(), None, [401, 404, 204, 404]),
         row("GET", "/api/v1/admin/users", None, [401, 403, 403, 200]),
         row("PUT", "/api/v1/admin/users/{user}/roles", roles(), [401, 403, 403, 200]),
         row("POST", "/api/v1/admin/users/{user}/disable", None, [401, 403, 403, 204]),
         row("POST", "/api/v1/admin/users/{user}/unlock", None, [401, 403, 403, 204]),
         row("GET", "/api/v1/admin/audit", None, [401, 403, 403, 200]),
         row("POST", "/api/v1/auth/oidc/link", None, [401, 404, 404, 404]),
-    ]
+    ];
+    // The rows of each scaffolded resource follow.
+    rows
 }
 
 /// The policy table's path for a matrix row.
 fn route_of(path: &str) -> String {
-    path.replace("{note}", "{id}").replace("{user}", "{id}")
+    path.replace("{user}", "{id}")
 }
 
 #[test]
@@ -203,7 +220,7 @@ fn the_matrix_has_a_row_for_every_route() {
     let rows = matrix();
     for policy in ROUTES {
         assert!(
-            rows.iter().any(|row| row.method == policy.method && route_of(row.path) == policy.path),
+            rows.iter().any(|row| row.method == policy.method && route_of(&row.path) == policy.path),
             "no matrix row for {} {}",
             policy.method,
             policy.path
@@ -252,17 +269,15 @@ async fn every_caller_gets_what_the_matrix_says(pool: Pool) {
     let mut world = world(pool).await;
     for (index, row) in matrix().iter().enumerate() {
         world.log_in().await;
-        let note = world
-            .app
-            .call("POST", "/api/v1/notes", Some(&world.owner), Some(&json!({"title": "Owner's"})))
-            .await;
-        let note_id = note.json()["id"].as_str().expect("note id").to_owned();
+        let mut path = row.path.clone();
+        if let Some((collection, object)) = &row.object {
+            let created = world.app.call("POST", collection, Some(&world.owner), Some(object)).await;
+            assert_eq!(created.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created.body));
+            path = path.replace("{id}", created.json()["id"].as_str().expect("id"));
+        }
         let target = world.app.register(&format!("target{index}@example.com")).await;
-        let path = row
-            .path
-            .replace("{note}", &note_id)
-            .replace("{user}", target["id"].as_str().expect("id"))
-            .replace("{*rest}", "swagger-ui.css");
+        let path =
+            path.replace("{user}", target["id"].as_str().expect("id")).replace("{*rest}", "swagger-ui.css");
         for (caller, expected) in CALLERS.into_iter().zip(row.statuses) {
             let response = world.app.call(row.method, &path, world.token(caller), row.body.as_ref()).await;
             assert_eq!(

@@ -256,7 +256,7 @@ async fn issued_access_tokens_carry_the_rfc_9068_header_and_claims(pool: Pool) {
     assert!(claims["jti"].as_str().is_some_and(|jti| !jti.is_empty()));
     assert!(claims["sid"].as_str().is_some_and(|sid| uuid::Uuid::parse_str(sid).is_ok()), "the session");
     assert_eq!(claims["roles"], json!(["user"]));
-    assert_eq!(claims["scope"], "notes:read notes:write");
+    assert_eq!(claims["scope"], app::authz::scopes_for(&[app::authz::Role::User]).join(" "));
     assert_eq!(claims["amr"], json!(["pwd"]));
     let (iat, nbf, exp) = (claims["iat"].as_i64(), claims["nbf"].as_i64(), claims["exp"].as_i64());
     assert_eq!(nbf, iat);

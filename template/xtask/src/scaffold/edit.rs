@@ -1,0 +1,159 @@
+//! The changes to files that exist: each finds its place by the code around
+//! it and says what it looked for when a team has moved it, so that a
+//! scaffold never writes half a resource.
+
+use super::spec::Resource;
+
+/// `pub mod <plural>;` after the last module declaration (`cargo fmt`
+/// sorts them).
+pub fn add_module(file: &str, resource: &Resource) -> Result<String, String> {
+    insert_after_last(
+        file,
+        |line| line.starts_with("pub mod ") && line.ends_with(';'),
+        &format!("pub mod {};", resource.plural),
+    )
+    .ok_or_else(|| "no `pub mod …;` line to add the module after".to_owned())
+}
+
+/// `mod <singular>;` and its `pub use`, after the last of each.
+pub fn add_domain_module(file: &str, resource: &Resource) -> Result<String, String> {
+    let names: Vec<String> = resource
+        .fields
+        .iter()
+        .filter(|field| super::render::has_domain_type(field))
+        .map(|field| field.type_name(resource))
+        .collect();
+    let file = insert_after_last(
+        file,
+        |line| line.starts_with("mod ") && line.ends_with(';'),
+        &format!("mod {};", resource.singular),
+    )
+    .ok_or("no `mod …;` line to add the module after")?;
+    if names.is_empty() {
+        return Ok(file);
+    }
+    let export = format!("pub use {}::{{{}}};", resource.singular, names.join(", "));
+    insert_after_last(&file, |line| line.starts_with("pub use ") && line.ends_with(';'), &export)
+        .ok_or_else(|| "no `pub use …;` line to add the types after".to_owned())
+}
+
+/// `.merge(routes::<plural>::router())` in `api()`.
+pub fn mount_router(file: &str, resource: &Resource) -> Result<String, String> {
+    insert_after_last(
+        file,
+        |line| line.trim_start().starts_with(".merge(routes::") && line.ends_with("::router())"),
+        &format!("        .merge(routes::{}::router())", resource.plural),
+    )
+    .ok_or_else(|| "no `.merge(routes::…::router())` line in `api()`".to_owned())
+}
+
+/// The service error's mapping, beside the others (before the tests).
+#[expect(clippy::unnecessary_wraps, reason = "every edit has the signature of those that can fail")]
+pub fn map_errors(file: &str, resource: &Resource) -> Result<String, String> {
+    let mapping = super::render::error_mapping(resource);
+    Ok(match file.find("\n#[cfg(test)]") {
+        Some(at) => format!("{}\n{mapping}{}", &file[..at], &file[at..]),
+        None => format!("{file}\n{mapping}"),
+    })
+}
+
+/// The resource's tag in the document's `tags(…)`.
+pub fn add_tag(file: &str, resource: &Resource) -> Result<String, String> {
+    let tag = format!(
+        "        (name = \"{}\", description = \"{}\"),",
+        resource.plural,
+        super::render::capitalized(&format!("{} {}", resource.prose_plural(), owner_phrase(resource)))
+    );
+    insert_after_last(
+        file,
+        |line| line.trim_start().starts_with("(name = \"") && line.ends_with("\"),"),
+        &tag,
+    )
+    .ok_or_else(|| "no `(name = \"…\", description = \"…\"),` tag to add one after".to_owned())
+}
+
+fn owner_phrase(resource: &Resource) -> &'static str {
+    if resource.shared { "read by every user, changed by their owner" } else { "owned by users" }
+}
+
+/// The scopes, the roles that grant them, and a policy row per route.
+pub fn add_policies(file: &str, resource: &Resource) -> Result<String, String> {
+    let (constant, plural) = (resource.constant(), &resource.plural);
+    let scopes = format!(
+        "pub const {constant}_READ: &str = \"{plural}:read\";\npub const {constant}_WRITE: &str = \"{plural}:write\";"
+    );
+    let file = insert_after_last(
+        file,
+        |line| line.starts_with("pub const ") && line.ends_with("\";") && line.contains(": &str = \""),
+        &scopes,
+    )
+    .ok_or("no scope constant (`pub const …: &str = \"…\";`) to add the new ones after")?;
+    let mut granted = 0;
+    let file: Vec<String> = file
+        .lines()
+        .map(|line| {
+            let role = line.trim_start();
+            if (role.starts_with("Self::User => &[") || role.starts_with("Self::Admin => &["))
+                && line.ends_with("],")
+            {
+                granted += 1;
+                format!("{}, {constant}_READ, {constant}_WRITE],", &line[..line.len() - 2])
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect();
+    if granted != 2 {
+        return Err("`Role::scopes` has no `Self::User => &[…],` and `Self::Admin => &[…],` lines".to_owned());
+    }
+    let file = file.join("\n") + "\n";
+    let at = file.find("pub const ROUTES: &[RoutePolicy] = &[").ok_or("no `pub const ROUTES` table")?;
+    let end = at + file[at..].find("\n];").ok_or("the `ROUTES` table has no end (`];`)")?;
+    let rows = [
+        ("GET", format!("/api/v1/{plural}"), "READ"),
+        ("POST", format!("/api/v1/{plural}"), "WRITE"),
+        ("GET", format!("/api/v1/{plural}/{{id}}"), "READ"),
+        ("PATCH", format!("/api/v1/{plural}/{{id}}"), "WRITE"),
+        ("DELETE", format!("/api/v1/{plural}/{{id}}"), "WRITE"),
+    ]
+    .map(|(method, path, scope)| {
+        format!("    route(\"{method}\", \"{path}\", Scope({constant}_{scope}), Class::Authenticated),")
+    })
+    .join("\n");
+    Ok(format!("{}\n{rows}{}", &file[..end], &file[end..]))
+}
+
+/// The resource's rows in the authorization matrix of `tests/api/authz.rs`.
+pub fn add_matrix_rows(file: &str, resource: &Resource) -> Result<String, String> {
+    let file = file.replacen("    let rows = vec![", "    let mut rows = vec![", 1);
+    insert_after_last(
+        &file,
+        |line| {
+            line == "    // The rows of each scaffolded resource follow."
+                || line.starts_with("    rows.extend(crate::")
+        },
+        &format!("    rows.extend(crate::{}::matrix_rows());", resource.plural),
+    )
+    .ok_or_else(|| "no `// The rows of each scaffolded resource follow.` line in `matrix()`".to_owned())
+}
+
+/// `mod <plural>;` among the test modules.
+pub fn add_test_module(file: &str, resource: &Resource) -> Result<String, String> {
+    insert_after_last(
+        file,
+        |line| line.starts_with("mod ") && line.ends_with(';'),
+        &format!("mod {};", resource.plural),
+    )
+    .ok_or_else(|| "no `mod …;` line to add the tests after".to_owned())
+}
+
+/// `file` with `new` on a line of its own after the last line that `place`
+/// accepts.
+fn insert_after_last(file: &str, place: impl Fn(&str) -> bool, new: &str) -> Option<String> {
+    let lines: Vec<&str> = file.lines().collect();
+    let at = lines.iter().rposition(|line| place(line))?;
+    let mut out: Vec<&str> = lines[..=at].to_vec();
+    out.push(new);
+    out.extend_from_slice(&lines[at + 1..]);
+    Some(out.join("\n") + "\n")
+}
