@@ -1069,9 +1069,10 @@ async fn create(app: &TestApp, token: &str) -> String {{
     format!("{{PATH}}/{{}}", response.json()["id"].as_str().expect("id"))
 }}
 
+/// The owner's whole round, each change in the audit trail.
 #[sqlx::test]
 async fn an_owner_creates_reads_lists_changes_and_deletes(pool: Pool) {{
-    let app = TestApp::new(pool).await;
+    let app = TestApp::new(pool.clone()).await;
     let ann = app.signed_up("ann@example.com").await.access;
     let path = create(&app, &ann).await;
     let read = app.get_as(&path, &ann).await;
@@ -1085,6 +1086,12 @@ async fn an_owner_creates_reads_lists_changes_and_deletes(pool: Pool) {{
 {patch}    let deleted = app.call("DELETE", &path, Some(&ann), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     app.get_as(&path, &ann).await.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+    let id = path.rsplit('/').next().expect("id");
+    for action in ["created", "updated", "deleted"] {{
+        let event = crate::audit::event(&pool, &format!("{plural}.{{action}}")).await;
+        let target = (event.target_kind.as_deref(), event.target_id.as_deref());
+        assert_eq!(target, (Some("{singular}"), Some(id)), "{{action}}");
+    }}
 }}
 
 /// Every rule is checked while parsing, names its field and never echoes the
@@ -1163,6 +1170,7 @@ async fn a_token_that_may_only_read_writes_nothing(pool: Pool) {{
 }}
 "#,
         title = capitalized(&resource.prose_plural()),
+        singular = resource.singular,
         other_finds = if resource.shared { "and reads it" } else { "missing" },
         other_get = if resource.shared { 200 } else { 404 },
     )
