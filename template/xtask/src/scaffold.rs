@@ -42,7 +42,7 @@ struct Change {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let (resource, dry_run) = Resource::parse(args)?;
-    let root = project_root();
+    let root = project_root()?;
     let backend = backend(&root)?;
     let changes = plan(&root, &resource, backend)?;
     for change in &changes {
@@ -58,7 +58,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .map_err(|err| format!("writing {}: {err}", change.path.display()))?;
     }
     cargo(&root, &["fmt", "--all"])?;
-    let document = Command::new(env!("CARGO"))
+    let document = cargo_command()
         .args(["run", "--quiet", "--locked", "--", "openapi"])
         .current_dir(&root)
         .output()
@@ -158,9 +158,20 @@ fn read(root: &Path, path: &str) -> Result<String, String> {
     fs::read_to_string(root.join(path)).map_err(|err| format!("reading {path}: {err}"))
 }
 
-/// The project: the directory above this crate's.
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+/// The project: the nearest directory, from here up, that holds this crate.
+/// Found at run time: a binary built in a shared target directory may have
+/// been compiled in another copy of the project.
+fn project_root() -> Result<PathBuf, String> {
+    let here = std::env::current_dir().map_err(|err| format!("the current directory: {err}"))?;
+    here.ancestors()
+        .find(|dir| dir.join("Cargo.toml").is_file() && dir.join("xtask/Cargo.toml").is_file())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("{} is not inside a project with xtask/", here.display()))
+}
+
+/// The cargo that runs this task (`cargo xtask` sets `CARGO`).
+fn cargo_command() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
 /// Read from the sqlx features the project builds with.
@@ -180,7 +191,7 @@ fn backend(root: &Path) -> Result<Backend, String> {
 }
 
 fn cargo(root: &Path, args: &[&str]) -> Result<(), String> {
-    let status = Command::new(env!("CARGO"))
+    let status = cargo_command()
         .args(args)
         .current_dir(root)
         .status()
