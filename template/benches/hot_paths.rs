@@ -2,7 +2,7 @@
 //! `cargo bench --bench hot_paths`. Compare before and after a change to a
 //! hot path; never assert timings in tests.
 //!
-//! Uses the database of the configuration (the defaults, or `APP_…`), token
+//! Uses the database at `APP_DATABASE__URL` (else the default one), token
 //! keys in a temporary directory and, for the shared rate limits, the Redis
 //! at `BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`). Each path runs
 //! for `BENCH_BUDGET_MS` (default 2000; `scripts/bench --smoke` runs it
@@ -52,7 +52,11 @@ fn unreachable_limits(figment: Figment) -> Figment {
 
 fn main() -> anyhow::Result<()> {
     let keys = tempfile::tempdir()?;
-    let figment = unreachable_limits(Config::defaults().merge(("auth.keys_dir", keys.path())));
+    let mut figment = unreachable_limits(Config::defaults().merge(("auth.keys_dir", keys.path())));
+    // `scripts/bench` gives the benchmark a throwaway database.
+    if let Ok(url) = std::env::var("APP_DATABASE__URL") {
+        figment = figment.merge(("database.url", url));
+    }
     let config = Config::from_figment(&figment)?;
     let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let shared_config = Config::from_figment(
