@@ -105,6 +105,7 @@ fn plan(root: &Path, resource: &Resource, backend: Backend) -> Result<Vec<Change
     if authz.contains(&format!("\"/api/v1/{plural}\"")) {
         return Err(format!("the route /api/v1/{plural} exists already"));
     }
+    let mut sampled = Vec::new();
     for (field, target) in resource.references() {
         let queries = read(root, &format!("src/db/{target}.rs"))
             .map_err(|_| format!("{}: there is no resource {target} to refer to", field.name))?;
@@ -113,6 +114,12 @@ fn plan(root: &Path, resource: &Resource, backend: Backend) -> Result<Vec<Change
                 "{}: {target} has no owned rows to refer to (no `find` with an owner)",
                 field.name
             ));
+        }
+        // A scaffolded target's tests offer a valid body to create one with.
+        if read(root, &format!("tests/api/{target}.rs"))
+            .is_ok_and(|tests| tests.contains("pub fn valid() -> Value"))
+        {
+            sampled.push(target);
         }
     }
 
@@ -130,7 +137,7 @@ fn plan(root: &Path, resource: &Resource, backend: Backend) -> Result<Vec<Change
         new_file(root, format!("src/db/{plural}.rs"), render::queries(resource)),
         new_file(root, format!("src/{plural}.rs"), render::service(resource)),
         new_file(root, format!("src/http/routes/{plural}.rs"), render::routes(resource)),
-        new_file(root, format!("tests/api/{plural}.rs"), render::tests(resource)),
+        new_file(root, format!("tests/api/{plural}.rs"), render::tests(resource, &sampled)),
     ];
     for (path, change) in [
         ("src/lib.rs", edit::add_module as fn(&str, &Resource) -> Result<String, String>),

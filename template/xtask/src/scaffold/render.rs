@@ -1006,8 +1006,16 @@ fn samples(field: &Field) -> (String, Option<String>) {
     }
 }
 
-pub fn tests(resource: &Resource) -> String {
+/// The tests of `resource`. `sampled` are the referenced resources whose
+/// tests offer a valid body (`valid()`): for them, a reference is tested
+/// both ways.
+pub fn tests(resource: &Resource, sampled: &[&str]) -> String {
     let (plural, prose) = (&resource.plural, resource.prose());
+    let references: String = resource
+        .references()
+        .filter(|(_, target)| sampled.contains(target))
+        .map(|(field, target)| reference_test(&field.name, target))
+        .collect();
     let valid: String =
         resource.fields.iter().map(|field| format!("\"{}\": {}, ", field.name, samples(field).0)).collect();
     let checks: String = resource
@@ -1046,7 +1054,8 @@ use crate::{{
 
 const PATH: &str = "/api/v1/{plural}";
 
-fn valid() -> Value {{
+/// A body that keeps every rule (other tests build theirs from it).
+pub fn valid() -> Value {{
     json!({{{valid}}})
 }}
 
@@ -1168,11 +1177,45 @@ async fn a_token_that_may_only_read_writes_nothing(pool: Pool) {{
         response.assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
     }}
 }}
-"#,
+{references}"#,
         title = capitalized(&resource.prose_plural()),
         singular = resource.singular,
         other_finds = if resource.shared { "and reads it" } else { "missing" },
         other_get = if resource.shared { 200 } else { 404 },
+    )
+}
+
+/// A reference to the caller's own row is taken; someone else's and a
+/// missing one are refused alike, naming the field.
+fn reference_test(field: &str, target: &str) -> String {
+    format!(
+        r#"
+/// `{field}` must name one of the caller's own {target}: theirs is taken,
+/// someone else's and a missing one are refused alike.
+#[sqlx::test]
+async fn {field}_names_one_of_the_callers_own_{target}(pool: Pool) {{
+    let app = TestApp::new(pool).await;
+    let ann = app.signed_up("ann@example.com").await.access;
+    let bob = app.signed_up("bob@example.com").await.access;
+    let mut ids = Vec::new();
+    for token in [&ann, &bob] {{
+        let created = app.post("/api/v1/{target}", Some(token), &crate::{target}::valid()).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{{}}", String::from_utf8_lossy(&created.body));
+        ids.push(created.json()["id"].clone());
+    }}
+    let mut body = valid();
+    body["{field}"] = ids[0].clone();
+    let created = app.post(PATH, Some(&ann), &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{{}}", String::from_utf8_lossy(&created.body));
+    assert_eq!(created.json()["{field}"], ids[0]);
+    for other in [ids[1].clone(), json!(uuid::Uuid::now_v7().to_string())] {{
+        body["{field}"] = other;
+        let refused = app.post(PATH, Some(&ann), &body).await;
+        let error = refused.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+        assert_eq!(error["details"][0]["field"], "{field}");
+    }}
+}}
+"#
     )
 }
 
