@@ -242,6 +242,7 @@ async fn rotate_data_key(config: &Config, batch: u32) -> anyhow::Result<ExitCode
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = server::shutdown_signal().context("listening for shutdown signals")?;
     let pool = db::connect(&config).await?;
     db::migrate(&pool).await?;
     maintenance::spawn(pool.clone());
@@ -263,7 +264,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // Not ready from the signal on, so that a load balancer stops sending
     // requests while the ones in flight drain.
     let drained = async move {
-        server::shutdown_signal().await;
+        shutdown.await;
         readiness.drain();
     };
     server.run(drained).await?;

@@ -320,8 +320,10 @@ async fn unlock_account_lifts_the_login_throttle(pool: Pool) {
     assert_eq!(recorded.actor_kind, "system", "the command line acts as the system");
 }
 
-/// A key rotation and the posture the service starts with are in the audit
-/// trail: an auditor's first questions.
+/// A key rotation, the posture the service starts with and its stop are in
+/// the audit trail: an auditor's first questions. The stop is signalled
+/// while the service is still starting: a signal is never lost to the
+/// start-up (its default action would end the process without a trace).
 #[sqlx::test]
 async fn key_rotations_start_up_and_shutdown_are_recorded_in_the_audit_trail(pool: Pool) {
     let data = tempfile::tempdir().expect("tempdir");
@@ -332,14 +334,14 @@ async fn key_rotations_start_up_and_shutdown_are_recorded_in_the_audit_trail(poo
     let mut serve = against(&pool, &data, &["serve"]);
     serve.env("APP_SERVER__HTTPS_ADDR", "127.0.0.1:0").env("APP_LOG__FORMAT", "json");
     let mut child = serve.spawn().expect("spawn");
-    // Read the database once the service is up, not while it migrates.
-    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let listening = tokio::task::spawn_blocking(move || {
-        lines.map_while(Result::ok).any(|line| line.contains("listening"))
-    });
-    assert!(listening.await.expect("joined"), "serve never listened");
-    let started = audit::event(&pool, "config.loaded").await;
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
     stop(&mut child);
+    let log = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    let status = child.wait().expect("exited");
+    assert!(status.success(), "{status}: {first}\n{log}");
+    assert!(log.contains("\"listening\""), "it started all the same:\n{log}");
+    let started = audit::event(&pool, "config.loaded").await;
     // Recorded after the last request, written before the process ended.
     let stopped = audit::event(&pool, "service.stopped").await;
     assert_eq!(stopped.actor_kind, "system");
