@@ -219,15 +219,17 @@ async fn rotate_data_key_reencrypts_and_reports(pool: Pool) {
     let secrets = tempfile::tempdir().expect("tempdir");
     let keys_file = secrets.path().join("data-keys");
     std::fs::write(&keys_file, format!("{KEY_B}\n{KEY_A}\n")).expect("write keys");
+    // Run off this runtime, which keeps driving the outbox's worker: frozen
+    // mid-transaction, it would hold the database from the command.
     let rotate = || {
-        std::process::Command::new(crate::BIN)
+        let mut command = std::process::Command::new(crate::BIN);
+        command
             .args(["rotate-data-key", "--batch", "2"])
             .env("APP_DATABASE__URL", pool.connect_options().to_url_lossy().to_string())
-            .env("APP_ENCRYPTION__KEYS_FILE", &keys_file)
-            .output()
-            .expect("runs")
+            .env("APP_ENCRYPTION__KEYS_FILE", &keys_file);
+        tokio::task::spawn_blocking(move || command.output().expect("runs"))
     };
-    let first = rotate();
+    let first = rotate().await.expect("joined");
     let said = String::from_utf8_lossy(&first.stdout).into_owned();
     assert!(first.status.success(), "{said}{}", String::from_utf8_lossy(&first.stderr));
     assert!(said.contains("re-encrypted 4 values") && said.contains("under the key b"), "{said}");
@@ -237,6 +239,6 @@ async fn rotate_data_key_reencrypts_and_reports(pool: Pool) {
     let queued: String =
         sqlx::query_scalar("SELECT message FROM mail_outbox").fetch_one(&pool).await.expect("still waiting");
     assert!(queued.starts_with("enc1:b:"), "{queued}");
-    let again = rotate();
+    let again = rotate().await.expect("joined");
     assert!(String::from_utf8_lossy(&again.stdout).contains("re-encrypted 0 values"));
 }
