@@ -55,7 +55,7 @@ impl Role {
     pub fn scopes(self) -> &'static [&'static str] {
         match self {
             Self::User => &[NOTES_READ, NOTES_WRITE],
-            Self::Admin => &[NOTES_READ, NOTES_WRITE, USERS_ADMIN],
+            Self::Admin => &[USERS_ADMIN, NOTES_READ, NOTES_WRITE],
         }
     }
 }

@@ -1,13 +1,15 @@
-//! Notes, the example resource: the object-level rules (see
-//! `authz::can_read_owned`) applied to each note. A note the caller may not
-//! see is reported exactly like a missing one, so ids cannot be probed.
-//! The body of a confidential note is sealed before it reaches the database
-//! and opened only for a reader (see `encryption`).
+//! Notes: the object rules applied to each note. Owners read their notes,
+//! admins everyone's (`authz::can_read_owned`); only the owner changes or
+//! deletes one. A note the caller may not see answers exactly like a
+//! missing one, so ids cannot be probed. Every change is recorded in the
+//! audit trail. The body of a confidential note is sealed before it
+//! reaches the database and opened only for a reader (see `encryption`).
 
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{
+    audit::{Actor, Auditor, Event, Outcome},
     auth::{NoAccount, Principal},
     authz,
     db::{
@@ -37,10 +39,18 @@ pub struct Note {
     pub updated_at: OffsetDateTime,
 }
 
+/// The fields a new note is given, each parsed already.
+pub struct NewNote {
+    pub title: NoteTitle,
+    pub body: NoteBody,
+    pub confidential: bool,
+}
+
 /// The fields a change sets; `None` keeps the note's own.
-pub struct NoteChanges<'a> {
-    pub title: Option<&'a NoteTitle>,
-    pub body: Option<&'a NoteBody>,
+#[derive(Default)]
+pub struct NoteChanges {
+    pub title: Option<NoteTitle>,
+    pub body: Option<NoteBody>,
     pub confidential: Option<bool>,
 }
 
@@ -76,32 +86,35 @@ pub async fn page(
 pub async fn create(
     db: &Pool,
     keys: &DataKeys,
+    audit: &Auditor,
     principal: &Principal,
-    title: &NoteTitle,
-    body: &NoteBody,
-    confidential: bool,
+    new: &NewNote,
 ) -> Result<Note, NotesError> {
+    let owner = principal.user_id()?;
     let id = Uuid::now_v7();
-    let body = stored_body(keys, id, body.as_str(), confidential)?;
-    let note = StoredNote { title: title.as_str(), body: &body, confidential };
-    open(keys, db::notes::insert(db, id, principal.user_id()?, &note).await?)
+    let body = stored_body(keys, id, new.body.as_str(), new.confidential)?;
+    let stored = StoredNote { title: new.title.as_str(), body: &body, confidential: new.confidential };
+    let note = open(keys, db::notes::insert(db, id, owner, &stored).await?)?;
+    audit.record(changed("notes.created", principal, note.id));
+    Ok(note)
 }
 
 pub async fn get(db: &Pool, keys: &DataKeys, principal: &Principal, id: Uuid) -> Result<Note, NotesError> {
-    let note = db::notes::find(db, id).await?.ok_or(NotesError::NotFound)?;
-    if authz::can_read_owned(principal, note.owner_id) { open(keys, note) } else { Err(NotesError::NotFound) }
+    let row = db::notes::find(db, id).await?.ok_or(NotesError::NotFound)?;
+    if authz::can_read_owned(principal, row.owner_id) { open(keys, row) } else { Err(NotesError::NotFound) }
 }
 
-/// Changes the given fields of one of the caller's notes. Callers without
-/// an account own no note, so for them every note is missing. The body is
-/// sealed anew on every change, so a changed note is always under the
-/// current key.
+/// Changes the given fields of one of the caller's notes. Callers without an
+/// account own none, so for them every note is missing. The body is sealed
+/// anew on every change, so a changed note is always under the current key;
+/// a write between this one's read and its write makes it read again.
 pub async fn update(
     db: &Pool,
     keys: &DataKeys,
+    audit: &Auditor,
     principal: &Principal,
     id: Uuid,
-    changes: &NoteChanges<'_>,
+    changes: &NoteChanges,
 ) -> Result<Note, NotesError> {
     let owner = principal.user_id().map_err(|_| NotesError::NotFound)?;
     for _ in 0..UPDATE_ATTEMPTS {
@@ -109,20 +122,30 @@ pub async fn update(
         let stored = stored.ok_or(NotesError::NotFound)?;
         let current = open(keys, stored.clone())?;
         let confidential = changes.confidential.unwrap_or(current.confidential);
-        let body = changes.body.map_or(current.body.as_str(), NoteBody::as_str);
+        let body = changes.body.as_ref().map_or(current.body.as_str(), NoteBody::as_str);
         let body = stored_body(keys, id, body, confidential)?;
-        let title = changes.title.map_or(current.title.as_str(), NoteTitle::as_str);
+        let title = changes.title.as_ref().map_or(current.title.as_str(), NoteTitle::as_str);
         let note = StoredNote { title, body: &body, confidential };
         if let Some(row) = db::notes::replace(db, id, owner, &stored.body, &note).await? {
+            audit.record(changed("notes.updated", principal, id));
             return open(keys, row);
         }
     }
     Err(NotesError::Contended)
 }
 
-pub async fn delete(db: &Pool, principal: &Principal, id: Uuid) -> Result<(), NotesError> {
+pub async fn delete(db: &Pool, audit: &Auditor, principal: &Principal, id: Uuid) -> Result<(), NotesError> {
     let owner = principal.user_id().map_err(|_| NotesError::NotFound)?;
-    if db::notes::delete(db, id, owner).await? { Ok(()) } else { Err(NotesError::NotFound) }
+    if !db::notes::delete(db, id, owner).await? {
+        return Err(NotesError::NotFound);
+    }
+    audit.record(changed("notes.deleted", principal, id));
+    Ok(())
+}
+
+/// The audit event of a change: who, what, which note; never its content.
+fn changed(name: &'static str, principal: &Principal, id: Uuid) -> Event {
+    Event::new(name, Outcome::Success).actor(Actor::principal(principal)).target("note", id.to_string())
 }
 
 /// Re-encrypts every confidential body not yet under the current key,

@@ -27,7 +27,7 @@ pub struct StoredNote<'a> {
     pub confidential: bool,
 }
 
-macro_rules! note_columns {
+macro_rules! notes_columns {
     () => {
         "id, owner_id, title, body, confidential, created_at, updated_at"
     };
@@ -39,19 +39,19 @@ pub async fn insert(
     pool: &Pool,
     id: Uuid,
     owner: Uuid,
-    note: &StoredNote<'_>,
+    new: &StoredNote<'_>,
 ) -> Result<NoteRow, sqlx::Error> {
     let now = OffsetDateTime::now_utc();
     sqlx::query_as(concat!(
         "INSERT INTO notes (id, owner_id, title, body, confidential, created_at, updated_at) ",
         "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
-        note_columns!()
+        notes_columns!()
     ))
     .bind(id)
     .bind(owner)
-    .bind(note.title)
-    .bind(note.body)
-    .bind(note.confidential)
+    .bind(new.title)
+    .bind(new.body)
+    .bind(new.confidential)
     .bind(now)
     .bind(now)
     .fetch_one(pool)
@@ -59,7 +59,7 @@ pub async fn insert(
 }
 
 pub async fn find(pool: &Pool, id: Uuid) -> Result<Option<NoteRow>, sqlx::Error> {
-    sqlx::query_as(concat!("SELECT ", note_columns!(), " FROM notes WHERE id = $1"))
+    sqlx::query_as(concat!("SELECT ", notes_columns!(), " FROM notes WHERE id = $1"))
         .bind(id)
         .fetch_optional(pool)
         .await
@@ -74,7 +74,7 @@ pub async fn page_of_owner(
 ) -> Result<Vec<NoteRow>, sqlx::Error> {
     sqlx::query_as(concat!(
         "SELECT ",
-        note_columns!(),
+        notes_columns!(),
         " FROM notes WHERE owner_id = $1 AND id > $2 ORDER BY id LIMIT $3"
     ))
     .bind(owner)
@@ -97,7 +97,7 @@ pub async fn replace(
     sqlx::query_as(concat!(
         "UPDATE notes SET title = $4, body = $5, confidential = $6, updated_at = $7 ",
         "WHERE id = $1 AND owner_id = $2 AND body = $3 RETURNING ",
-        note_columns!()
+        notes_columns!()
     ))
     .bind(id)
     .bind(owner)

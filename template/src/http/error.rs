@@ -28,7 +28,6 @@ use crate::{
         AuthError, AuthenticationError, NoAccount, oidc::login::LoginError, verification::VerificationError,
     },
     db,
-    notes::NotesError,
 };
 
 /// Every way a request can fail that a handler reports. The doc comment of
@@ -316,8 +315,9 @@ impl From<LoginError> for ApiError {
     }
 }
 
-impl From<NotesError> for ApiError {
-    fn from(err: NotesError) -> Self {
+impl From<crate::notes::NotesError> for ApiError {
+    fn from(err: crate::notes::NotesError) -> Self {
+        use crate::notes::NotesError;
         match err {
             // Another user's note answers exactly like a missing one.
             NotesError::NotFound => Self::NotFound,

@@ -38,7 +38,7 @@ pub const SPEC_PATH: &str = "/openapi.json";
         (name = "health", description = "Liveness and readiness probes"),
         (name = "auth", description = "Accounts, logins, sessions and the token keys"),
         (name = "account", description = "The caller's own account"),
-        (name = "notes", description = "The example resource: notes owned by users"),
+        (name = "notes", description = "Notes owned by users"),
         (name = "admin", description = "Account administration, for admins"),
     ),
     modifiers(&BearerScheme),

@@ -45,8 +45,10 @@ async fn oversized_bodies_answer_413(pool: Pool) {
 
 #[tokio::test]
 async fn oversized_streamed_bodies_answer_413_too() {
-    let app = TestApp::probe(probes(), &config());
-    let chunks = (0..100).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024]));
+    let config = config();
+    let chunks = config.server.body_limit_bytes / 1024 + 1;
+    let app = TestApp::probe(probes(), &config);
+    let chunks = (0..chunks).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024]));
     let request = Request::post("/json")
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from_stream(futures_util::stream::iter(chunks)))

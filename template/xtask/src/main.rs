@@ -16,6 +16,11 @@ const USAGE: &str = "usage: cargo xtask scaffold <name> <field>:<type>[:<rule>] 
            text:<max chars>     line breaks allowed, 0 to max characters
            bool                 true or false (false unless given)
            int:<min>..<max>     a whole number in the range
+           decimal:<min>..<max> an exact decimal in the range, as many digits
+                                after the point as the bounds (0.00..999.99);
+                                a string in JSON, whole units in the database
+           date                 a calendar date, YYYY-MM-DD
+           datetime             an instant, RFC 3339 with its offset (in UTC)
            enum:<a>|<b>|…       one of the values (snake_case)
            ref:<resource>       optional: one of the caller's own <resource>
   --shared     every signed-in user reads them all; only the owner changes one

@@ -15,6 +15,8 @@
 //! changes nothing.
 
 mod edit;
+#[cfg(test)]
+mod example;
 mod render;
 mod spec;
 
@@ -105,6 +107,15 @@ fn plan(root: &Path, resource: &Resource, backend: Backend) -> Result<Vec<Change
     if authz.contains(&format!("\"/api/v1/{plural}\"")) {
         return Err(format!("the route /api/v1/{plural} exists already"));
     }
+    let needed = render::body_limit_kib(resource) * 1024;
+    let allowed = server_body_limit(root)?;
+    if needed > allowed {
+        return Err(format!(
+            "the longest valid {} takes up to {needed} bytes (every character escaped), more than the {allowed} \
+             of server.body_limit_bytes in config/default.toml: lower the fields' maxima, or raise the limit",
+            resource.prose()
+        ));
+    }
     let mut sampled = Vec::new();
     for (field, target) in resource.references() {
         let queries = read(root, &format!("src/db/{target}.rs"))
@@ -155,6 +166,15 @@ fn plan(root: &Path, resource: &Resource, backend: Backend) -> Result<Vec<Change
         changes.push(Change { path: root.join(path), content, created: false });
     }
     Ok(changes)
+}
+
+/// The server's limit on any request body: a resource whose longest valid
+/// body is larger could never be created whole.
+fn server_body_limit(root: &Path) -> Result<usize, String> {
+    read(root, "config/default.toml")?
+        .lines()
+        .find_map(|line| line.strip_prefix("body_limit_bytes = ")?.trim().parse().ok())
+        .ok_or_else(|| "config/default.toml: no `body_limit_bytes = <bytes>` line".to_owned())
 }
 
 fn new_file(root: &Path, path: String, content: String) -> Change {

@@ -1,5 +1,5 @@
-//! `/api/v1/notes`: the example resource, owned by users. Thin handlers
-//! over `notes`; who may call them is in `authz::ROUTES` (the notes scopes).
+//! `/api/v1/notes`: thin handlers over `notes`; who may call them is in
+//! `authz::ROUTES` (the notes scopes).
 
 use axum::{Json, extract::DefaultBodyLimit, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
@@ -16,14 +16,12 @@ use crate::{
         ApiError, ErrorEnvelope,
         extract::{IdPath, JsonBody, ValidQuery},
     },
-    notes::{self, Note, NoteChanges},
+    notes::{self, NewNote, Note, NoteChanges},
 };
 
-/// Largest note request. A note of the longest title and body the schema
-/// allows is at most about 26 KiB even when every character is escaped as a
-/// surrogate pair (12 bytes), so 32 KiB always fits a valid note, tighter
-/// than the global limit.
-const BODY_LIMIT: usize = 32 * 1024;
+/// Largest request: the longest valid note with every character escaped
+/// as a surrogate pair (12 bytes) fits, nothing much bigger does.
+const BODY_LIMIT: usize = 121 * 1024;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -32,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
-/// A note as its reader sees it. The owner is not shown: to an admin it
+/// A note as its readers see it. The owner is not shown: to others it
 /// would be another user's internal id.
 #[derive(Serialize, ToSchema)]
 pub struct NoteResponse {
@@ -51,14 +49,14 @@ pub struct NoteResponse {
 }
 
 impl From<Note> for NoteResponse {
-    fn from(note: Note) -> Self {
+    fn from(row: Note) -> Self {
         Self {
-            id: note.id,
-            title: note.title,
-            body: note.body,
-            confidential: note.confidential,
-            created_at: note.created_at,
-            updated_at: note.updated_at,
+            id: row.id,
+            title: row.title,
+            body: row.body,
+            confidential: row.confidential,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
         }
     }
 }
@@ -73,17 +71,13 @@ pub struct NotePage {
 /// Only these fields can be set: not `id`, not the owner, not timestamps.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NewNote {
+pub struct NewNoteBody {
     title: NoteTitle,
-    #[serde(default = "empty_body")]
+    #[serde(default)]
     body: NoteBody,
     /// Store the body encrypted at rest (the title stays searchable).
     #[serde(default)]
     confidential: bool,
-}
-
-fn empty_body() -> NoteBody {
-    NoteBody::try_from(String::new()).unwrap_or_else(|_| unreachable!("an empty body is valid"))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -124,7 +118,7 @@ pub async fn list(
     post,
     path = "/api/v1/notes",
     tag = "notes",
-    request_body = NewNote,
+    request_body = NewNoteBody,
     responses(
         (status = CREATED, description = "The new note", body = NoteResponse),
         (status = FORBIDDEN, description = "The token lacks notes:write, or belongs to no account", body = ErrorEnvelope),
@@ -133,12 +127,11 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
-    JsonBody(note): JsonBody<NewNote>,
+    JsonBody(body): JsonBody<NewNoteBody>,
 ) -> Result<(StatusCode, Json<NoteResponse>), ApiError> {
-    let note =
-        notes::create(&state.db, &state.data_keys, &principal, &note.title, &note.body, note.confidential)
-            .await?;
-    Ok((StatusCode::CREATED, Json(note.into())))
+    let new = NewNote { title: body.title, body: body.body, confidential: body.confidential };
+    let row = notes::create(&state.db, &state.data_keys, &state.audit, &principal, &new).await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
 }
 
 /// Read a note: the caller's own, or any note for an admin.
@@ -160,7 +153,7 @@ pub async fn get(
     Ok(Json(notes::get(&state.db, &state.data_keys, &principal, id).await?.into()))
 }
 
-/// Change the title, body or confidentiality of one of the caller's notes.
+/// Change fields of one of the caller's notes.
 #[utoipa::path(
     patch,
     path = "/api/v1/notes/{id}",
@@ -176,15 +169,10 @@ pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
     IdPath(id): IdPath,
-    JsonBody(patch): JsonBody<NotePatch>,
+    JsonBody(body): JsonBody<NotePatch>,
 ) -> Result<Json<NoteResponse>, ApiError> {
-    let changes = NoteChanges {
-        title: patch.title.as_ref(),
-        body: patch.body.as_ref(),
-        confidential: patch.confidential,
-    };
-    let note = notes::update(&state.db, &state.data_keys, &principal, id, &changes).await?;
-    Ok(Json(note.into()))
+    let changes = NoteChanges { title: body.title, body: body.body, confidential: body.confidential };
+    Ok(Json(notes::update(&state.db, &state.data_keys, &state.audit, &principal, id, &changes).await?.into()))
 }
 
 /// Delete one of the caller's notes.
@@ -203,6 +191,6 @@ pub async fn delete(
     principal: Principal,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, ApiError> {
-    notes::delete(&state.db, &principal, id).await?;
+    notes::delete(&state.db, &state.audit, &principal, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

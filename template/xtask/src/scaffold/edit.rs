@@ -10,31 +10,45 @@ pub fn add_module(file: &str, resource: &Resource) -> Result<String, String> {
     insert_after_last(
         file,
         |line| line.starts_with("pub mod ") && line.ends_with(';'),
-        &format!("pub mod {};", resource.plural),
+        &module_line(resource),
     )
     .ok_or_else(|| "no `pub mod …;` line to add the module after".to_owned())
 }
 
+pub fn module_line(resource: &Resource) -> String {
+    format!("pub mod {};", resource.plural)
+}
+
 /// `mod <singular>;` and its `pub use`, after the last of each.
 pub fn add_domain_module(file: &str, resource: &Resource) -> Result<String, String> {
-    let names: Vec<String> = resource
+    let mut lines = domain_module_lines(resource).into_iter();
+    let module = lines.next().unwrap_or_default();
+    let file = insert_after_last(file, |line| line.starts_with("mod ") && line.ends_with(';'), &module)
+        .ok_or("no `mod …;` line to add the module after")?;
+    match lines.next() {
+        Some(export) => {
+            insert_after_last(&file, |line| line.starts_with("pub use ") && line.ends_with(';'), &export)
+                .ok_or_else(|| "no `pub use …;` line to add the types after".to_owned())
+        }
+        None => Ok(file),
+    }
+}
+
+/// `mod <singular>;`, and `pub use <singular>::{…};` when it has types.
+pub fn domain_module_lines(resource: &Resource) -> Vec<String> {
+    let mut names: Vec<String> = resource
         .fields
         .iter()
         .filter(|field| super::render::has_domain_type(field))
         .map(|field| field.type_name(resource))
         .collect();
-    let file = insert_after_last(
-        file,
-        |line| line.starts_with("mod ") && line.ends_with(';'),
-        &format!("mod {};", resource.singular),
-    )
-    .ok_or("no `mod …;` line to add the module after")?;
-    if names.is_empty() {
-        return Ok(file);
+    // In the order `cargo fmt` keeps.
+    names.sort();
+    let mut lines = vec![format!("mod {};", resource.singular)];
+    if !names.is_empty() {
+        lines.push(format!("pub use {}::{{{}}};", resource.singular, names.join(", ")));
     }
-    let export = format!("pub use {}::{{{}}};", resource.singular, names.join(", "));
-    insert_after_last(&file, |line| line.starts_with("pub use ") && line.ends_with(';'), &export)
-        .ok_or_else(|| "no `pub use …;` line to add the types after".to_owned())
+    lines
 }
 
 /// `.merge(routes::<plural>::router())` in `api()`.
@@ -42,9 +56,13 @@ pub fn mount_router(file: &str, resource: &Resource) -> Result<String, String> {
     insert_after_last(
         file,
         |line| line.trim_start().starts_with(".merge(routes::") && line.ends_with("::router())"),
-        &format!("        .merge(routes::{}::router())", resource.plural),
+        &router_line(resource),
     )
     .ok_or_else(|| "no `.merge(routes::…::router())` line in `api()`".to_owned())
+}
+
+pub fn router_line(resource: &Resource) -> String {
+    format!("        .merge(routes::{}::router())", resource.plural)
 }
 
 /// The service error's mapping, beside the others (before the tests).
@@ -59,17 +77,20 @@ pub fn map_errors(file: &str, resource: &Resource) -> Result<String, String> {
 
 /// The resource's tag in the document's `tags(…)`.
 pub fn add_tag(file: &str, resource: &Resource) -> Result<String, String> {
-    let tag = format!(
-        "        (name = \"{}\", description = \"{}\"),",
-        resource.plural,
-        super::render::capitalized(&format!("{} {}", resource.prose_plural(), owner_phrase(resource)))
-    );
     insert_after_last(
         file,
         |line| line.trim_start().starts_with("(name = \"") && line.ends_with("\"),"),
-        &tag,
+        &tag_line(resource),
     )
     .ok_or_else(|| "no `(name = \"…\", description = \"…\"),` tag to add one after".to_owned())
+}
+
+pub fn tag_line(resource: &Resource) -> String {
+    format!(
+        "        (name = \"{}\", description = \"{}\"),",
+        resource.plural,
+        super::render::capitalized(&format!("{} {}", resource.prose_plural(), owner_phrase(resource)))
+    )
 }
 
 fn owner_phrase(resource: &Resource) -> &'static str {
@@ -78,16 +99,13 @@ fn owner_phrase(resource: &Resource) -> &'static str {
 
 /// The scopes, the roles that grant them, and a policy row per route.
 pub fn add_policies(file: &str, resource: &Resource) -> Result<String, String> {
-    let (constant, plural) = (resource.constant(), &resource.plural);
-    let scopes = format!(
-        "pub const {constant}_READ: &str = \"{plural}:read\";\npub const {constant}_WRITE: &str = \"{plural}:write\";"
-    );
     let file = insert_after_last(
         file,
         |line| line.starts_with("pub const ") && line.ends_with("\";") && line.contains(": &str = \""),
-        &scopes,
+        &scope_lines(resource),
     )
     .ok_or("no scope constant (`pub const …: &str = \"…\";`) to add the new ones after")?;
+    let grant = grant(resource);
     let mut granted = 0;
     let file: Vec<String> = file
         .lines()
@@ -97,7 +115,7 @@ pub fn add_policies(file: &str, resource: &Resource) -> Result<String, String> {
                 && line.ends_with("],")
             {
                 granted += 1;
-                format!("{}, {constant}_READ, {constant}_WRITE],", &line[..line.len() - 2])
+                format!("{}, {grant}],", &line[..line.len() - 2])
             } else {
                 line.to_owned()
             }
@@ -109,7 +127,41 @@ pub fn add_policies(file: &str, resource: &Resource) -> Result<String, String> {
     let file = file.join("\n") + "\n";
     let at = file.find("pub const ROUTES: &[RoutePolicy] = &[").ok_or("no `pub const ROUTES` table")?;
     let end = at + file[at..].find("\n];").ok_or("the `ROUTES` table has no end (`];`)")?;
-    let rows = [
+    Ok(format!("{}\n{}{}", &file[..end], policy_rows(resource), &file[end..]))
+}
+
+/// What `add_policies` writes, each piece as it reads in `authz.rs`: the
+/// scopes and the policy rows.
+#[cfg(test)]
+pub fn policy_lines(resource: &Resource) -> Vec<String> {
+    vec![scope_lines(resource), policy_rows(resource)]
+}
+
+/// How `add_policies` leaves the line of each role: ending with the grant.
+#[cfg(test)]
+pub fn grants(authz: &str, resource: &Resource) -> bool {
+    let end = format!("{}],", grant(resource));
+    ["Self::User => &[", "Self::Admin => &["]
+        .iter()
+        .all(|role| authz.lines().any(|line| line.trim_start().starts_with(role) && line.ends_with(&end)))
+}
+
+fn scope_lines(resource: &Resource) -> String {
+    let (constant, plural) = (resource.constant(), &resource.plural);
+    format!(
+        "pub const {constant}_READ: &str = \"{plural}:read\";\npub const {constant}_WRITE: &str = \"{plural}:write\";"
+    )
+}
+
+/// The scopes each role is granted, as the end of its list.
+fn grant(resource: &Resource) -> String {
+    let constant = resource.constant();
+    format!("{constant}_READ, {constant}_WRITE")
+}
+
+fn policy_rows(resource: &Resource) -> String {
+    let (constant, plural) = (resource.constant(), &resource.plural);
+    [
         ("GET", format!("/api/v1/{plural}"), "READ"),
         ("POST", format!("/api/v1/{plural}"), "WRITE"),
         ("GET", format!("/api/v1/{plural}/{{id}}"), "READ"),
@@ -119,8 +171,7 @@ pub fn add_policies(file: &str, resource: &Resource) -> Result<String, String> {
     .map(|(method, path, scope)| {
         format!("    route(\"{method}\", \"{path}\", Scope({constant}_{scope}), Class::Authenticated),")
     })
-    .join("\n");
-    Ok(format!("{}\n{rows}{}", &file[..end], &file[end..]))
+    .join("\n")
 }
 
 /// The resource's rows in the authorization matrix of `tests/api/authz.rs`.
@@ -132,9 +183,13 @@ pub fn add_matrix_rows(file: &str, resource: &Resource) -> Result<String, String
             line == "    // The rows of each scaffolded resource follow."
                 || line.starts_with("    rows.extend(crate::")
         },
-        &format!("    rows.extend(crate::{}::matrix_rows());", resource.plural),
+        &matrix_line(resource),
     )
     .ok_or_else(|| "no `// The rows of each scaffolded resource follow.` line in `matrix()`".to_owned())
+}
+
+pub fn matrix_line(resource: &Resource) -> String {
+    format!("    rows.extend(crate::{}::matrix_rows());", resource.plural)
 }
 
 /// `mod <plural>;` among the test modules.

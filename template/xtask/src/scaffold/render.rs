@@ -10,7 +10,7 @@ use super::{
 
 /// Whether a field has a type of its own in `domain` (a rule to check).
 pub fn has_domain_type(field: &Field) -> bool {
-    matches!(field.kind, Kind::Line(_) | Kind::Text(_) | Kind::Int(..) | Kind::Enum(_))
+    !matches!(field.kind, Kind::Bool | Kind::Ref(_))
 }
 
 pub fn capitalized(text: &str) -> String {
@@ -20,50 +20,82 @@ pub fn capitalized(text: &str) -> String {
 
 pub fn migration(resource: &Resource, backend: Backend) -> String {
     let (plural, sqlite) = (&resource.plural, backend == Backend::Sqlite);
-    let (uuid, time, int, boolean) = if sqlite {
-        ("BLOB", "TEXT", "INTEGER", "INTEGER")
+    let (uuid, time, int, boolean, date) = if sqlite {
+        ("BLOB", "TEXT", "INTEGER", "INTEGER", "TEXT")
     } else {
-        ("UUID", "TIMESTAMPTZ", "BIGINT", "BOOLEAN")
+        ("UUID", "TIMESTAMPTZ", "BIGINT", "BOOLEAN", "DATE")
     };
     let mut columns = vec![
-        "    -- UUIDv7: ordered by creation, so pages can follow the primary key.".to_owned(),
-        format!("    id          {uuid} PRIMARY KEY{}", if sqlite { " NOT NULL" } else { "" }),
-        format!("    owner_id    {uuid} NOT NULL REFERENCES users (id) ON DELETE CASCADE"),
+        ("id".to_owned(), uuid, if sqlite { "PRIMARY KEY NOT NULL" } else { "PRIMARY KEY" }.to_owned()),
+        ("owner_id".to_owned(), uuid, "NOT NULL REFERENCES users (id) ON DELETE CASCADE".to_owned()),
     ];
     for field in &resource.fields {
         let name = &field.name;
         columns.push(match &field.kind {
             Kind::Line(max) | Kind::Text(max) => {
-                format!("    {name} TEXT NOT NULL CHECK (length({name}) <= {max})")
+                (name.clone(), "TEXT", format!("NOT NULL CHECK (length({name}) <= {max})"))
             }
-            Kind::Bool if sqlite => format!("    {name} {boolean} NOT NULL CHECK ({name} IN (0, 1))"),
-            Kind::Bool => format!("    {name} {boolean} NOT NULL"),
-            Kind::Int(min, max) => {
-                format!("    {name} {int} NOT NULL CHECK ({name} BETWEEN {min} AND {max})")
+            Kind::Bool if sqlite => (name.clone(), boolean, format!("NOT NULL CHECK ({name} IN (0, 1))")),
+            Kind::Bool => (name.clone(), boolean, "NOT NULL".to_owned()),
+            // A decimal is held in its smallest units, so the bounds are too.
+            Kind::Int(min, max) | Kind::Decimal { min, max, .. } => {
+                (name.clone(), int, format!("NOT NULL CHECK ({name} BETWEEN {min} AND {max})"))
             }
+            Kind::Date => (name.clone(), date, "NOT NULL".to_owned()),
+            Kind::DateTime => (name.clone(), time, "NOT NULL".to_owned()),
             Kind::Enum(values) => {
                 let values = values.iter().map(|value| format!("'{value}'")).collect::<Vec<_>>().join(", ");
-                format!("    {name} TEXT NOT NULL CHECK ({name} IN ({values}))")
+                (name.clone(), "TEXT", format!("NOT NULL CHECK ({name} IN ({values}))"))
             }
-            Kind::Ref(target) => format!("    {name} {uuid} REFERENCES {target} (id) ON DELETE SET NULL"),
+            Kind::Ref(target) => (name.clone(), uuid, format!("REFERENCES {target} (id) ON DELETE SET NULL")),
         });
     }
-    columns.push(format!("    created_at  {time} NOT NULL"));
-    columns.push(format!("    updated_at  {time} NOT NULL"));
-    let body = columns.join(",\n").replace("key.,", "key.");
+    columns.push(("created_at".to_owned(), time, "NOT NULL".to_owned()));
+    columns.push(("updated_at".to_owned(), time, "NOT NULL".to_owned()));
+    // Names and types in columns, as the project's own migrations lay them out.
+    let name_width = columns.iter().map(|(name, ..)| name.len()).max().unwrap_or(0).max(11);
+    let type_width = columns.iter().map(|(_, kind, _)| kind.len()).max().unwrap_or(0);
+    let body = columns
+        .iter()
+        .map(|(name, kind, rest)| format!("    {name:name_width$} {kind:type_width$} {rest}"))
+        .collect::<Vec<_>>()
+        .join(",\n");
     format!(
-        "-- {}: each belongs to one user (scaffolded by `cargo xtask scaffold`).\n\nCREATE TABLE {plural} (\n{body}\n){};\n\nCREATE INDEX {plural}_by_owner ON {plural} (owner_id, id);\n",
+        "-- {}: each belongs to one user (scaffolded by `cargo xtask scaffold`).\n\nCREATE TABLE {plural} (\n    -- UUIDv7: ordered by creation, so pages can follow the primary key.\n{body}\n){};\n\nCREATE INDEX {plural}_by_owner ON {plural} (owner_id, id);\n",
         capitalized(&resource.prose_plural()),
         if sqlite { " STRICT" } else { "" }
     )
 }
 
+/// `text` as comment lines that start with `marker` (`//!`, `///`),
+/// wrapped before the 80th column as the project's own comments are.
+pub fn comment(marker: &str, text: &str) -> String {
+    let mut out = String::new();
+    let mut line = marker.to_owned();
+    for word in text.split_whitespace() {
+        if line.len() + 1 + word.len() > 76 && line.len() > marker.len() {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+            line.push_str(marker);
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+    out
+}
+
 pub fn domain(resource: &Resource) -> String {
     let typed: Vec<&Field> = resource.fields.iter().filter(|field| has_domain_type(field)).collect();
     let mut out = String::new();
-    let has_strings =
-        typed.iter().any(|field| matches!(field.kind, Kind::Line(_) | Kind::Text(_) | Kind::Int(..)));
-    let has_ints = typed.iter().any(|field| matches!(field.kind, Kind::Int(..)));
+    let has = |kind: fn(&Kind) -> bool| typed.iter().any(|field| kind(&field.kind));
+    let has_strings = has(|kind| !matches!(kind, Kind::Enum(_)));
+    let built =
+        has(|kind| matches!(kind, Kind::Int(..) | Kind::Decimal { .. } | Kind::Date | Kind::DateTime));
+    let formatted = has(|kind| matches!(kind, Kind::Int(..) | Kind::Date | Kind::DateTime));
+    let has_decimals = has(|kind| matches!(kind, Kind::Decimal { .. }));
     let _ = writeln!(
         out,
         "//! The fields of {} with a rule, each checked while parsing.\n",
@@ -75,21 +107,32 @@ pub fn domain(resource: &Resource) -> String {
     } else {
         out.push_str("use utoipa::ToSchema;\n");
     }
-    if has_ints {
+    if formatted {
         out.push_str("use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};\n");
+    } else if built {
+        out.push_str("use utoipa::openapi::schema::{ObjectBuilder, Type};\n");
+    }
+    let mut time = Vec::new();
+    if has(|kind| matches!(kind, Kind::Date)) {
+        time.extend(["Date", "Month"]);
+    }
+    if has(|kind| matches!(kind, Kind::DateTime)) {
+        time.extend(["OffsetDateTime", "UtcOffset", "format_description::well_known::Rfc3339"]);
+    }
+    if !time.is_empty() {
+        let _ = writeln!(out, "use time::{{{}}};", time.join(", "));
     }
     let mut tests = String::new();
     for field in typed {
         let name = field.type_name(resource);
         let constant = field.constant();
-        let what = format!("A {}'s {}", resource.prose(), field.prose());
+        let what = format!("{}'s {}", resource.with_article().1, field.prose());
         match &field.kind {
             Kind::Line(max) => {
                 let _ = write!(
                     out,
                     r#"
-/// {what}: 1 to `{constant}_MAX_CHARS` characters once trimmed, on one line.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+{docs}#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct {name}(String);
 
@@ -111,13 +154,17 @@ impl PartialSchema for {name} {{
 
 "#,
                     max_literal = literal(*max),
+                    docs = comment(
+                        "///",
+                        &format!("{what}: 1 to `{constant}_MAX_CHARS` characters once trimmed, on one line.")
+                    ),
                 );
                 out.push_str(&string_accessors(&name));
                 let _ = write!(
                     tests,
                     r#"
     #[test]
-    fn a_{field}_is_one_bounded_line() {{
+    fn {field}_is_one_bounded_line() {{
         assert_eq!({name}::try_from(" x ".to_owned()).expect("valid").as_str(), "x");
         for bad in [String::new(), " ".to_owned(), "a\nb".to_owned(), "x".repeat({constant}_MAX_CHARS + 1)] {{
             assert!({name}::try_from(bad.clone()).is_err(), "{{bad:?}}");
@@ -168,7 +215,7 @@ impl PartialSchema for {name} {{
                     tests,
                     r#"
     #[test]
-    fn a_{field}_keeps_line_breaks_and_is_bounded() {{
+    fn {field}_keeps_line_breaks_and_is_bounded() {{
         assert!({name}::try_from("one\ntwo\tthree\r\n".to_owned()).is_ok());
         assert!({name}::try_from(String::new()).is_ok());
         assert!({name}::try_from("bell\u{{7}}".to_owned()).is_err());
@@ -236,7 +283,7 @@ impl From<{name}> for i64 {{
                     tests,
                     r"
     #[test]
-    fn a_{field}_is_within_its_range() {{
+    fn {field}_is_within_its_range() {{
         assert!({name}::try_from({constant}_MIN).is_ok() && {name}::try_from({constant}_MAX).is_ok());
         assert!({name}::try_from({constant}_MIN.saturating_sub(1)).is_err() || {constant}_MIN == i64::MIN);
         assert!({name}::try_from({constant}_MAX.saturating_add(1)).is_err() || {constant}_MAX == i64::MAX);
@@ -301,7 +348,7 @@ impl TryFrom<String> for {name} {{
                     tests,
                     r#"
     #[test]
-    fn a_{field}_is_one_of_its_values() {{
+    fn {field}_is_one_of_its_values() {{
         for value in [{quoted}] {{
             assert_eq!({name}::try_from(value.to_owned()).expect("known").as_str(), value);
         }}
@@ -312,11 +359,309 @@ impl TryFrom<String> for {name} {{
                     quoted = values.iter().map(|value| format!("\"{value}\"")).collect::<Vec<_>>().join(", ")
                 );
             }
+            Kind::Decimal { scale, min, max } => {
+                let (code, test) = decimal_type(&name, &constant, &what, &field.name, (*scale, *min, *max));
+                out.push_str(&code);
+                tests.push_str(&test);
+            }
+            Kind::Date => {
+                let (code, test) = date_type(&name, &what, &field.name);
+                out.push_str(&code);
+                tests.push_str(&test);
+            }
+            Kind::DateTime => {
+                let (code, test) = datetime_type(&name, &what, &field.name);
+                out.push_str(&code);
+                tests.push_str(&test);
+            }
             Kind::Bool | Kind::Ref(_) => {}
         }
     }
+    if has_decimals {
+        out.push_str(DECIMAL_TEXT);
+    }
     let _ = write!(out, "\n#[cfg(test)]\nmod tests {{\n    use super::*;\n{tests}}}\n");
     out
+}
+
+/// `units` (in steps of 10^-`scale`) as a decimal: `1250` at scale 2 is `12.50`.
+fn decimal_literal(units: i64, scale: u32) -> String {
+    let step = 10_i64.pow(scale);
+    let sign = if units < 0 { "-" } else { "" };
+    let (whole, fraction) =
+        (units.unsigned_abs() / step.unsigned_abs(), units.unsigned_abs() % step.unsigned_abs());
+    format!("{sign}{whole}.{fraction:0width$}", width = scale as usize)
+}
+
+/// The two conversions every decimal type of a file shares.
+const DECIMAL_TEXT: &str = r#"
+/// `text` in units of 10^-`scale` when it is a decimal in plain notation
+/// with at most `scale` digits after the point (`12.5`, `-0.25`, `7`):
+/// never a float, an exponent or a sign `+`, so nothing is rounded.
+fn decimal_units(text: &str, scale: u32) -> Option<i64> {
+    let (negative, digits) = text.strip_prefix('-').map_or((false, text), |rest| (true, rest));
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let digits_only = |part: &str| part.chars().all(|c| c.is_ascii_digit());
+    if whole.is_empty() || !digits_only(whole) || !digits_only(fraction) || fraction.len() > scale as usize {
+        return None;
+    }
+    let padded = format!("{whole}{fraction:0<width$}", width = scale as usize);
+    let units = padded.parse::<i64>().ok()?;
+    Some(if negative { -units } else { units })
+}
+
+/// `units` in steps of 10^-`scale`, written with all `scale` decimals.
+fn decimal_text(units: i64, scale: u32) -> String {
+    let step = 10_u64.pow(scale);
+    let sign = if units < 0 { "-" } else { "" };
+    let (whole, fraction) = (units.unsigned_abs() / step, units.unsigned_abs() % step);
+    format!("{sign}{whole}.{fraction:0width$}", width = scale as usize)
+}
+"#;
+
+fn decimal_type(
+    name: &str,
+    constant: &str,
+    what: &str,
+    field: &str,
+    rule: (u32, i64, i64),
+) -> (String, String) {
+    let (scale, min, max) = rule;
+    let (low, high) = (decimal_literal(min, scale), decimal_literal(max, scale));
+    let digits = "[0-9]";
+    let code = format!(
+        r#"
+{docs}#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct {name}(i64);
+
+/// Digits after the point; the value is kept in units of 10^-SCALE.
+const {constant}_SCALE: u32 = {scale};
+const {constant}_MIN: i64 = {min_literal};
+const {constant}_MAX: i64 = {max_literal};
+
+impl {name} {{
+    /// The value in units of 10^-`{constant}_SCALE`: what the database holds.
+    #[must_use]
+    pub fn units(self) -> i64 {{
+        self.0
+    }}
+}}
+
+impl TryFrom<String> for {name} {{
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {{
+        let units = decimal_units(&value, {constant}_SCALE).ok_or_else(|| {{
+            format!("must be a decimal number in a string, with at most {{{constant}_SCALE}} digits after the point")
+        }})?;
+        Self::try_from(units)
+    }}
+}}
+
+/// From units, as the database gives them back.
+impl TryFrom<i64> for {name} {{
+    type Error = String;
+
+    fn try_from(units: i64) -> Result<Self, Self::Error> {{
+        if ({constant}_MIN..={constant}_MAX).contains(&units) {{
+            Ok(Self(units))
+        }} else {{
+            Err("must be from {low} to {high}".to_owned())
+        }}
+    }}
+}}
+
+impl PartialSchema for {name} {{
+    fn schema() -> RefOr<Schema> {{
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("{what}: a decimal number from {low} to {high}, in a string so that no float rounds it."))
+            .pattern(Some(r"^-?{digits}+(\.{digits}{{1,{scale}}})?$"))
+            .examples(["{low}"])
+            .into()
+    }}
+}}
+
+impl ToSchema for {name} {{}}
+
+impl From<{name}> for String {{
+    fn from(value: {name}) -> Self {{
+        decimal_text(value.0, {constant}_SCALE)
+    }}
+}}
+"#,
+        docs = comment(
+            "///",
+            &format!(
+                "{what}: an exact decimal from {low} to {high}, at most {scale} digits after the point."
+            )
+        ),
+        min_literal = literal(min),
+        max_literal = literal(max),
+    );
+    let test = format!(
+        r#"
+    #[test]
+    fn {field}_is_an_exact_decimal_in_its_range() {{
+        for bound in [{constant}_MIN, {constant}_MAX] {{
+            let value = {name}::try_from(bound).expect("in range");
+            assert_eq!({name}::try_from(String::from(value)), Ok(value), "written and read back");
+        }}
+        assert!({name}::try_from({constant}_MAX.saturating_add(1)).is_err() || {constant}_MAX == i64::MAX);
+        assert!({name}::try_from({constant}_MIN.saturating_sub(1)).is_err() || {constant}_MIN == i64::MIN);
+        let too_precise = format!("0.{{}}1", "0".repeat({constant}_SCALE as usize));
+        for bad in ["", "-", ".5", "1e3", "+1", " 1", "1,5", "0x10", "--1", too_precise.as_str()] {{
+            assert!({name}::try_from(bad.to_owned()).is_err(), "{{bad:?}}");
+        }}
+    }}
+"#
+    );
+    (code, test)
+}
+
+fn date_type(name: &str, what: &str, field: &str) -> (String, String) {
+    let code = format!(
+        r#"
+/// {what}: a calendar date, `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct {name}(Date);
+
+impl {name} {{
+    #[must_use]
+    pub fn get(self) -> Date {{
+        self.0
+    }}
+}}
+
+/// As the database gives it back.
+impl From<Date> for {name} {{
+    fn from(date: Date) -> Self {{
+        Self(date)
+    }}
+}}
+
+/// Only `YYYY-MM-DD`, and only a date that exists.
+impl TryFrom<String> for {name} {{
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {{
+        let invalid = || "must be a date that exists, written YYYY-MM-DD".to_owned();
+        let bytes = value.as_bytes();
+        let shaped = bytes.len() == 10
+            && bytes.iter().enumerate().all(|(at, byte)| if at == 4 || at == 7 {{ *byte == b'-' }} else {{ byte.is_ascii_digit() }});
+        if !shaped {{
+            return Err(invalid());
+        }}
+        let number = |range: std::ops::Range<usize>| value[range].parse::<u16>().map_err(|_| invalid());
+        let month = Month::try_from(u8::try_from(number(5..7)?).map_err(|_| invalid())?).map_err(|_| invalid())?;
+        let day = u8::try_from(number(8..10)?).map_err(|_| invalid())?;
+        Date::from_calendar_date(i32::from(number(0..4)?), month, day).map(Self).map_err(|_| invalid())
+    }}
+}}
+
+impl PartialSchema for {name} {{
+    fn schema() -> RefOr<Schema> {{
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+            .description(Some("{what}: a calendar date, YYYY-MM-DD."))
+            .into()
+    }}
+}}
+
+impl ToSchema for {name} {{}}
+
+impl From<{name}> for String {{
+    fn from(value: {name}) -> Self {{
+        let date = value.0;
+        format!("{{:04}}-{{:02}}-{{:02}}", date.year(), u8::from(date.month()), date.day())
+    }}
+}}
+"#
+    );
+    let test = format!(
+        r#"
+    #[test]
+    fn {field}_is_a_date_that_exists() {{
+        let leap = {name}::try_from("2024-02-29".to_owned()).expect("valid");
+        assert_eq!(String::from(leap), "2024-02-29");
+        for bad in ["2023-02-29", "2024-2-29", "2024-02-29T00:00:00Z", "29.02.2024", "", "+2024-02-29"] {{
+            assert!({name}::try_from(bad.to_owned()).is_err(), "{{bad:?}}");
+        }}
+    }}
+"#
+    );
+    (code, test)
+}
+
+fn datetime_type(name: &str, what: &str, field: &str) -> (String, String) {
+    let code = format!(
+        r#"
+/// {what}: an instant, RFC 3339 with its offset, kept in UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct {name}(OffsetDateTime);
+
+impl {name} {{
+    #[must_use]
+    pub fn get(self) -> OffsetDateTime {{
+        self.0
+    }}
+}}
+
+/// As the database gives it back.
+impl From<OffsetDateTime> for {name} {{
+    fn from(at: OffsetDateTime) -> Self {{
+        Self(at.to_offset(UtcOffset::UTC))
+    }}
+}}
+
+impl TryFrom<String> for {name} {{
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {{
+        OffsetDateTime::parse(&value, &Rfc3339)
+            .map(Self::from)
+            .map_err(|_| "must be a date and time with its offset, e.g. 2026-01-31T12:00:00Z".to_owned())
+    }}
+}}
+
+impl PartialSchema for {name} {{
+    fn schema() -> RefOr<Schema> {{
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("{what}: an instant, RFC 3339 with its offset; answered in UTC."))
+            .into()
+    }}
+}}
+
+impl ToSchema for {name} {{}}
+
+/// RFC 3339 writes every instant whose year has four digits, all that
+/// parsing accepts; any other is written empty rather than panicking.
+impl From<{name}> for String {{
+    fn from(value: {name}) -> Self {{
+        value.0.format(&Rfc3339).unwrap_or_default()
+    }}
+}}
+"#
+    );
+    let test = format!(
+        r#"
+    #[test]
+    fn {field}_is_an_instant_with_its_offset() {{
+        let at = {name}::try_from("2026-01-31T13:00:00+01:00".to_owned()).expect("valid");
+        assert_eq!(String::from(at), "2026-01-31T12:00:00Z", "kept in UTC");
+        for bad in ["2026-01-31", "2026-01-31T12:00:00", "2026-01-31T12:00Z", "yesterday"] {{
+            assert!({name}::try_from(bad.to_owned()).is_err(), "{{bad:?}}");
+        }}
+    }}
+"#
+    );
+    (code, test)
 }
 
 /// What every text type has besides its rule: the text, its schema's
@@ -348,7 +693,7 @@ fn row_type(resource: &Resource, field: &Field) -> String {
         Kind::Line(_) | Kind::Text(_) => "String".to_owned(),
         Kind::Bool => "bool".to_owned(),
         Kind::Int(..) => "i64".to_owned(),
-        Kind::Enum(_) => field.type_name(resource),
+        Kind::Enum(_) | Kind::Decimal { .. } | Kind::Date | Kind::DateTime => field.type_name(resource),
         Kind::Ref(_) => "Option<Uuid>".to_owned(),
     }
 }
@@ -368,8 +713,10 @@ fn bind(resource: &Resource, field: &Field, value: &str, changed: bool) -> Strin
     match (&field.kind, changed) {
         (Kind::Line(_) | Kind::Text(_) | Kind::Enum(_), false) => format!("{value}.as_str()"),
         (Kind::Line(_) | Kind::Text(_), true) => format!("{value}.as_ref().map({name}::as_str)"),
-        (Kind::Int(..), false) => format!("{value}.get()"),
-        (Kind::Int(..), true) => format!("{value}.map({name}::get)"),
+        (Kind::Int(..) | Kind::Date | Kind::DateTime, false) => format!("{value}.get()"),
+        (Kind::Int(..) | Kind::Date | Kind::DateTime, true) => format!("{value}.map({name}::get)"),
+        (Kind::Decimal { .. }, false) => format!("{value}.units()"),
+        (Kind::Decimal { .. }, true) => format!("{value}.map({name}::units)"),
         (Kind::Enum(_), true) => format!("{value}.map({name}::as_str)"),
         (Kind::Bool | Kind::Ref(_), _) => value.to_owned(),
     }
@@ -385,6 +732,7 @@ fn domain_imports(resource: &Resource) -> Vec<String> {
 }
 
 pub fn queries(resource: &Resource) -> String {
+    let (a_prose, a_prose_cap) = resource.with_article();
     let (plural, ty) = (&resource.plural, resource.type_name());
     let names: Vec<&str> = resource.fields.iter().map(|field| field.name.as_str()).collect();
     let columns = format!("id, owner_id, {}, created_at, updated_at", names.join(", "));
@@ -392,8 +740,14 @@ pub fn queries(resource: &Resource) -> String {
         .fields
         .iter()
         .map(|field| {
-            let attribute =
-                if matches!(field.kind, Kind::Enum(_)) { "    #[sqlx(try_from = \"String\")]\n" } else { "" };
+            // Read through the domain type, so a row answers in its notation.
+            let attribute = match field.kind {
+                Kind::Enum(_) => "    #[sqlx(try_from = \"String\")]\n",
+                Kind::Decimal { .. } => "    #[sqlx(try_from = \"i64\")]\n",
+                Kind::Date => "    #[sqlx(try_from = \"time::Date\")]\n",
+                Kind::DateTime => "    #[sqlx(try_from = \"OffsetDateTime\")]\n",
+                _ => "",
+            };
             format!("{attribute}    pub {}: {},\n", field.name, row_type(resource, field))
         })
         .collect();
@@ -472,7 +826,7 @@ pub async fn page_of_owner(
     };
     format!(
         r#"//! The `{plural}` table. Writes filter on the owner in SQL, so a request can
-//! never change a {prose} it was not allowed to, even if a check upstream were
+//! never change {a_prose} it was not allowed to, even if a check upstream were
 //! forgotten.
 
 use time::OffsetDateTime;
@@ -480,7 +834,7 @@ use uuid::Uuid;
 
 use super::Pool;
 {domain_use}
-/// A {prose} as stored.
+/// {a_prose_cap} as stored.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct {ty} {{
     pub id: Uuid,
@@ -558,6 +912,7 @@ pub async fn delete(pool: &Pool, id: Uuid, owner: Uuid) -> Result<bool, sqlx::Er
 }
 
 pub fn service(resource: &Resource) -> String {
+    let (a_prose, a_prose_cap) = resource.with_article();
     let (plural, ty, types, prose) =
         (&resource.plural, resource.type_name(), resource.plural_type(), resource.prose());
     let references: Vec<(&Field, &str)> = resource.references().collect();
@@ -582,7 +937,7 @@ pub async fn page(db: &Pool, query: &PageQuery) -> Result<Page<{ty}>, {types}Err
     } else {
         (
             format!(
-                "Owners read their {plural}, admins everyone's (`authz::can_read_owned`); only the owner changes or deletes one. A {prose} the caller may not see answers exactly like a missing one, so ids cannot be probed."
+                "Owners read their {plural}, admins everyone's (`authz::can_read_owned`); only the owner changes or deletes one. {a_prose_cap} the caller may not see answers exactly like a missing one, so ids cannot be probed."
             ),
             format!(
                 r"/// A page of the caller's own {plural}; admins too see only their own here.
@@ -634,9 +989,7 @@ pub async fn page(db: &Pool, principal: &Principal, query: &PageQuery) -> Result
     };
     let authz_use = if resource.shared { "" } else { "    authz,\n" };
     format!(
-        r#"//! {title}: the object rules applied to each {prose}. {rule}
-//! Every change is recorded in the audit trail.
-
+        r#"{docs}
 use uuid::Uuid;
 
 pub use crate::db::{plural}::{{New{ty}, {ty}, {ty}Changes}};
@@ -647,7 +1000,7 @@ use crate::{{
     domain::{{Page, PageQuery}},
 }};
 
-/// Why a {prose} operation failed, in this service's terms.
+/// Why {a_prose} operation failed, in this service's terms.
 #[derive(Debug, thiserror::Error)]
 pub enum {types}Error {{
     /// No such {prose}, or one the caller may not see or change.
@@ -699,7 +1052,13 @@ fn changed(name: &'static str, principal: &Principal, id: Uuid) -> Event {{
     Event::new(name, Outcome::Success).actor(Actor::principal(principal)).target("{singular}", id.to_string())
 }}
 {check_fn}"#,
-        title = capitalized(&resource.prose_plural()),
+        docs = comment(
+            "//!",
+            &format!(
+                "{}: the object rules applied to each {prose}. {rule} Every change is recorded in the audit trail.",
+                capitalized(&resource.prose_plural())
+            )
+        ),
         singular = resource.singular,
     )
 }
@@ -707,7 +1066,7 @@ fn changed(name: &'static str, principal: &Principal, id: Uuid) -> Event {{
 /// The largest request a valid body needs: every character of every text at
 /// its longest escaped as a surrogate pair (12 bytes), plus room for the
 /// rest, rounded up to KiB.
-fn body_limit_kib(resource: &Resource) -> usize {
+pub fn body_limit_kib(resource: &Resource) -> usize {
     let text: usize = resource
         .fields
         .iter()
@@ -721,6 +1080,7 @@ fn body_limit_kib(resource: &Resource) -> usize {
 }
 
 pub fn routes(resource: &Resource) -> String {
+    let (a_prose, a_prose_cap) = resource.with_article();
     let (plural, ty, prose) = (&resource.plural, resource.type_name(), resource.prose());
     let response_fields: String = resource
         .fields
@@ -812,7 +1172,7 @@ pub fn router() -> OpenApiRouter<AppState> {{
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }}
 
-/// A {prose} as its readers see it. The owner is not shown: to others it
+/// {a_prose_cap} as its readers see it. The owner is not shown: to others it
 /// would be another user's internal id.
 #[derive(Serialize, ToSchema)]
 pub struct {ty}Response {{
@@ -871,7 +1231,7 @@ pub async fn list(
     Ok(Json({ty}Page {{ items: page.items.into_iter().map(Into::into).collect(), next_after: page.next_after }}))
 }}
 
-/// Create a {prose} owned by the caller.
+/// Create {a_prose} owned by the caller.
 #[utoipa::path(
     post,
     path = "/api/v1/{plural}",
@@ -892,7 +1252,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(row.into())))
 }}
 
-/// Read a {prose}: {who_reads}.
+/// Read {a_prose}: {who_reads}.
 #[utoipa::path(
     get,
     path = "/api/v1/{plural}/{{id}}",
@@ -1001,6 +1361,16 @@ fn samples(field: &Field) -> (String, Option<String>) {
             };
             (format!("{}_i64", literal(valid)), invalid)
         }
+        Kind::Decimal { scale, min, max } => {
+            let valid = (*min).max((*max).min(0));
+            let invalid = if *max < i64::MAX { max + 1 } else { min - 1 };
+            (
+                format!("\"{}\"", decimal_literal(valid, *scale)),
+                Some(format!("\"{}\"", decimal_literal(invalid, *scale))),
+            )
+        }
+        Kind::Date => ("\"2026-01-31\"".to_owned(), Some("\"2026-02-30\"".to_owned())),
+        Kind::DateTime => ("\"2026-01-31T12:00:00Z\"".to_owned(), Some("\"2026-01-31 12:00\"".to_owned())),
         Kind::Enum(values) => (format!("\"{}\"", values[0]), Some("\"not one of them\"".to_owned())),
         Kind::Ref(_) => ("null".to_owned(), Some("uuid::Uuid::now_v7().to_string()".to_owned())),
     }

@@ -24,6 +24,18 @@ pub enum Kind {
     Text(usize),
     Bool,
     Int(i64, i64),
+    /// An exact decimal number in the range, with `scale` digits after the
+    /// point; kept as a whole number of its smallest units (`min`, `max`
+    /// too), so no float ever rounds it.
+    Decimal {
+        scale: u32,
+        min: i64,
+        max: i64,
+    },
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// An instant, RFC 3339 with its offset, kept in UTC.
+    DateTime,
     Enum(Vec<String>),
     /// Optional: one of the caller's own rows of the given resource.
     Ref(String),
@@ -204,6 +216,14 @@ impl Resource {
         self.singular.replace('_', " ")
     }
 
+    /// `a widget`, `an item`, and capitalized (by the spelling: "an hour"
+    /// is missed).
+    pub fn with_article(&self) -> (String, String) {
+        let prose = self.prose();
+        let article = if prose.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        (format!("{article} {prose}"), format!("{}{} {prose}", article[..1].to_uppercase(), &article[1..]))
+    }
+
     pub fn prose_plural(&self) -> String {
         self.plural.replace('_', " ")
     }
@@ -235,6 +255,21 @@ impl Field {
                 needs(&format!("a maximum length from 1 to {MAX_TEXT_CHARS}, e.g. {name}:text:2000"))
             })?),
             ("bool", None) => Kind::Bool,
+            ("date", None) => Kind::Date,
+            ("datetime", None) => Kind::DateTime,
+            ("decimal", Some(range)) => {
+                let bounds =
+                    range.split_once("..").and_then(|(min, max)| Some((decimal(min)?, decimal(max)?)));
+                let (min, max, scale) = bounds
+                    .filter(|((min, scale), (max, other))| scale == other && min <= max)
+                    .map(|((min, scale), (max, _))| (min, max, scale))
+                    .ok_or_else(|| {
+                        needs(&format!(
+                            "a range whose bounds have the same decimals (1 to {MAX_SCALE}), e.g. {name}:decimal:0.00..9999.99"
+                        ))
+                    })?;
+                Kind::Decimal { scale, min, max }
+            }
             ("int", Some(range)) => {
                 let (min, max) = range
                     .split_once("..")
@@ -258,9 +293,13 @@ impl Field {
                 check_name(target, "a referenced resource")?;
                 Kind::Ref(target.to_owned())
             }
-            ("string" | "text" | "int" | "enum" | "ref", None) => return Err(needs("a rule")),
-            ("bool", Some(_)) => return Err(format!("{spec}: bool takes no rule")),
-            _ => return Err(format!("{spec}: unknown type {kind} (string, text, bool, int, enum, ref)")),
+            ("string" | "text" | "int" | "decimal" | "enum" | "ref", None) => return Err(needs("a rule")),
+            ("bool" | "date" | "datetime", Some(_)) => return Err(format!("{spec}: {kind} takes no rule")),
+            _ => {
+                return Err(format!(
+                    "{spec}: unknown type {kind} (string, text, bool, int, decimal, date, datetime, enum, ref)"
+                ));
+            }
         };
         Ok(Self { name: name.to_owned(), kind })
     }
@@ -278,6 +317,23 @@ impl Field {
     pub fn prose(&self) -> String {
         self.name.replace('_', " ")
     }
+}
+
+/// The most digits after the point, and in all: well inside an `i64` and
+/// the 15 digits a client's float keeps exactly, should one read it so.
+const MAX_SCALE: u32 = 6;
+const MAX_DIGITS: usize = 15;
+
+/// `-12.50` as (-1250, 2): the number in its smallest units, and its scale.
+fn decimal(text: &str) -> Option<(i64, u32)> {
+    let (sign, digits) = text.strip_prefix('-').map_or((1, text), |rest| (-1, rest));
+    let (whole, fraction) = digits.split_once('.')?;
+    let scale = u32::try_from(fraction.len()).ok().filter(|scale| (1..=MAX_SCALE).contains(scale))?;
+    let all_digits = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit());
+    if !all_digits(whole) || !all_digits(fraction) || whole.len() + fraction.len() > MAX_DIGITS {
+        return None;
+    }
+    Some((sign * format!("{whole}{fraction}").parse::<i64>().ok()?, scale))
 }
 
 fn bounded(text: &str, most: usize) -> Option<usize> {
@@ -348,6 +404,9 @@ mod tests {
         assert_eq!((resource.singular.as_str(), resource.type_name()), ("work_item", "WorkItem".to_owned()));
         assert!(resource.shared);
         assert!(matches!(resource.fields[2].kind, Kind::Int(1, 5)));
+        let priced = parse("items price:decimal:-10.50..9999.99 due:date at:datetime").expect("valid");
+        assert!(matches!(priced.fields[0].kind, Kind::Decimal { scale: 2, min: -1050, max: 999_999 }));
+        assert!(matches!((&priced.fields[1].kind, &priced.fields[2].kind), (Kind::Date, Kind::DateTime)));
         assert_eq!(parse("categories name:string:50").expect("valid").singular, "category");
         assert_eq!(parse("taxes name:string:50").expect("valid").singular, "tax");
     }
@@ -366,6 +425,12 @@ mod tests {
             "widgets size:int:5..1",
             "widgets state:enum:Open",
             "widgets label:float",
+            "widgets price:decimal:0..10",
+            "widgets price:decimal:0.0..10.00",
+            "widgets price:decimal:10.00..0.00",
+            "widgets price:decimal:0.0000000..1.0000000",
+            "widgets price:decimal:1e3..2e3",
+            "widgets due:date:2026",
             "widgets select:bool",
             "widgets a:bool a:bool",
             "glass title:string:10",
