@@ -113,12 +113,14 @@ pub struct Row {
     path: String,
     body: Option<Value>,
     statuses: [u16; 4],
-    /// Where the owner creates the object of `{id}`, and with what body.
+    /// Where the object of `{id}` is created, and with what body.
     object: Option<(&'static str, Value)>,
+    /// Who creates it: the owner, or an admin where only admins may.
+    creator: Caller,
 }
 
 pub fn row(method: &'static str, path: &str, body: Option<Value>, statuses: [u16; 4]) -> Row {
-    Row { method, path: path.to_owned(), body, statuses, object: None }
+    Row { method, path: path.to_owned(), body, statuses, object: None, creator: Caller::Owner }
 }
 
 /// A row about one object of the owner's: created in `collection` with
@@ -129,7 +131,26 @@ pub fn on_object(
     body: Option<Value>,
     statuses: [u16; 4],
 ) -> Row {
-    Row { method, path: format!("{collection}/{{id}}"), body, statuses, object: Some((collection, object)) }
+    Row {
+        method,
+        path: format!("{collection}/{{id}}"),
+        body,
+        statuses,
+        object: Some((collection, object)),
+        creator: Caller::Owner,
+    }
+}
+
+/// A row about one object of the admin's, for the resources only admins
+/// reach (`cargo xtask scaffold --admin-only`).
+#[allow(dead_code, reason = "used by the resources `cargo xtask scaffold --admin-only` writes")]
+pub fn on_admins_object(
+    method: &'static str,
+    object: (&'static str, Value),
+    body: Option<Value>,
+    statuses: [u16; 4],
+) -> Row {
+    Row { creator: Caller::Admin, ..on_object(method, object, body, statuses) }
 }
 
 /// The authorization matrix. Adding a route means adding its row: the test
@@ -265,7 +286,7 @@ async fn every_caller_gets_what_the_matrix_says(pool: Pool) {
         world.log_in().await;
         let mut path = row.path.clone();
         if let Some((collection, object)) = &row.object {
-            let created = world.app.call("POST", collection, Some(&world.owner), Some(object)).await;
+            let created = world.app.call("POST", collection, world.token(row.creator), Some(object)).await;
             assert_eq!(created.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&created.body));
             path = path.replace("{id}", created.json()["id"].as_str().expect("id"));
         }

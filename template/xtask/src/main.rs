@@ -1,6 +1,6 @@
 //! The project's own tasks, run as `cargo xtask <task>`:
 //!
-//! - `scaffold <name> <field>:<type>[:<rule>] … [--shared] [--dry-run]`:
+//! - `scaffold <name> <field>:<type>[:<rule>] … [--shared | --admin-only] [--dry-run]`:
 //!   a new resource, written the way `notes` is: owned, policy-checked,
 //!   validated, audited, documented and tested (see `scaffold`).
 
@@ -8,7 +8,8 @@ mod scaffold;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask scaffold <name> <field>:<type>[:<rule>] … [--shared] [--dry-run]
+const USAGE: &str =
+    "usage: cargo xtask scaffold <name> <field>:<type>[:<rule>] … [--shared | --admin-only] [--dry-run]
 
   <name>   the resource, plural, in snake_case (`widgets`); its routes are
            /api/v1/<name> and /api/v1/<name>/{id}
@@ -24,6 +25,8 @@ const USAGE: &str = "usage: cargo xtask scaffold <name> <field>:<type>[:<rule>] 
            enum:<a>|<b>|…       one of the values (snake_case)
            ref:<resource>       optional: one of the caller's own <resource>
   --shared     every signed-in user reads them all; only the owner changes one
+  --admin-only only admins reach them (their scopes are the admin role's
+               alone); every admin reads them all, the owner changes one
                (the default: only the owner, and admins, read one)
   --singular   the singular, when dropping the plural's s is wrong
   --dry-run    list the files it would write or change, and stop";

@@ -94,7 +94,13 @@ pub fn tag_line(resource: &Resource) -> String {
 }
 
 fn owner_phrase(resource: &Resource) -> &'static str {
-    if resource.shared { "read by every user, changed by their owner" } else { "owned by users" }
+    if resource.admin_only {
+        "kept by admins: read by every admin, changed by their owner"
+    } else if resource.shared {
+        "read by every user, changed by their owner"
+    } else {
+        "owned by users"
+    }
 }
 
 /// The scopes, the roles that grant them, and a policy row per route.
@@ -105,26 +111,16 @@ pub fn add_policies(file: &str, resource: &Resource) -> Result<String, String> {
         &scope_lines(resource),
     )
     .ok_or("no scope constant (`pub const …: &str = \"…\";`) to add the new ones after")?;
-    let grant = grant(resource);
-    let mut granted = 0;
-    let file: Vec<String> = file
-        .lines()
-        .map(|line| {
-            let role = line.trim_start();
-            if (role.starts_with("Self::User => &[") || role.starts_with("Self::Admin => &["))
-                && line.ends_with("],")
-            {
-                granted += 1;
-                format!("{}, {grant}],", &line[..line.len() - 2])
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect();
-    if granted != 2 {
-        return Err("`Role::scopes` has no `Self::User => &[…],` and `Self::Admin => &[…],` lines".to_owned());
+    // After `cargo fmt` a long list spans lines: the list runs to its `]`.
+    let mut file = file;
+    let roles = if resource.admin_only { &ROLES[1..] } else { &ROLES[..] };
+    for role in roles {
+        let (from, to) = role_list(&file, role)
+            .ok_or("`Role::scopes` has no `Self::User => &[…],` and `Self::Admin => &[…],` lists")?;
+        let separator = if file[from..to].trim_end().ends_with(',') { " " } else { ", " };
+        let end = from + file[from..to].trim_end().len();
+        file = format!("{}{separator}{}{}", &file[..end], grant(resource), &file[end..]);
     }
-    let file = file.join("\n") + "\n";
     let at = file.find("pub const ROUTES: &[RoutePolicy] = &[").ok_or("no `pub const ROUTES` table")?;
     let end = at + file[at..].find("\n];").ok_or("the `ROUTES` table has no end (`];`)")?;
     Ok(format!("{}\n{}{}", &file[..end], policy_rows(resource), &file[end..]))
@@ -137,13 +133,29 @@ pub fn policy_lines(resource: &Resource) -> Vec<String> {
     vec![scope_lines(resource), policy_rows(resource)]
 }
 
-/// How `add_policies` leaves the line of each role: ending with the grant.
+/// Whether each role grants the scopes as `add_policies` adds them: side by
+/// side in its list (resources scaffolded later follow them).
 #[cfg(test)]
 pub fn grants(authz: &str, resource: &Resource) -> bool {
-    let end = format!("{}],", grant(resource));
-    ["Self::User => &[", "Self::Admin => &["]
-        .iter()
-        .all(|role| authz.lines().any(|line| line.trim_start().starts_with(role) && line.ends_with(&end)))
+    let constant = resource.constant();
+    let (read, write) = (format!("{constant}_READ"), format!("{constant}_WRITE"));
+    let roles = if resource.admin_only { &ROLES[1..] } else { &ROLES[..] };
+    roles.iter().all(|role| {
+        role_list(authz, role).is_some_and(|(from, to)| {
+            let scopes: Vec<&str> = authz[from..to].split(',').map(str::trim).collect();
+            scopes.windows(2).any(|pair| pair[0] == read && pair[1] == write)
+        })
+    })
+}
+
+/// The roles whose scope lists a resource's scopes join; an admin-only
+/// resource's join the last alone.
+const ROLES: [&str; 2] = ["Self::User => &[", "Self::Admin => &["];
+
+/// Where the scope list of `role` is in `file`: from after its `[` to its `]`.
+fn role_list(file: &str, role: &str) -> Option<(usize, usize)> {
+    let from = file.find(role)? + role.len();
+    Some((from, from + file[from..].find(']')?))
 }
 
 fn scope_lines(resource: &Resource) -> String {
@@ -153,7 +165,7 @@ fn scope_lines(resource: &Resource) -> String {
     )
 }
 
-/// The scopes each role is granted, as the end of its list.
+/// The scopes each role is granted, added at the end of its list.
 fn grant(resource: &Resource) -> String {
     let constant = resource.constant();
     format!("{constant}_READ, {constant}_WRITE")
@@ -211,4 +223,33 @@ fn insert_after_last(file: &str, place: impl Fn(&str) -> bool, new: &str) -> Opt
     out.push(new);
     out.extend_from_slice(&lines[at + 1..]);
     Some(out.join("\n") + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resource(args: &str) -> Resource {
+        let args: Vec<String> = args.split_whitespace().map(str::to_owned).collect();
+        Resource::parse(&args).expect("valid").0
+    }
+
+    /// Once lists grow, `cargo fmt` wraps them: a third resource still joins
+    /// each role, whether its list is on one line or many.
+    #[test]
+    fn scopes_join_each_role_however_its_list_is_laid_out() {
+        let authz = "pub const A_READ: &str = \"a:read\";\n\
+            fn scopes() {\n    match self {\n        Self::User => &[A_READ],\n        Self::Admin => &[\n            \
+            USERS_ADMIN,\n            A_READ,\n        ],\n    }\n}\n\
+            pub const ROUTES: &[RoutePolicy] = &[\n    route(\"GET\", \"/a\", Public, Class::Anonymous),\n];\n";
+        let widgets = resource("widgets label:string:10");
+        let changed = add_policies(authz, &widgets).expect("added");
+        assert!(grants(&changed, &widgets), "{changed}");
+        assert!(changed.contains("Self::User => &[A_READ, WIDGETS_READ, WIDGETS_WRITE],"), "{changed}");
+        assert!(changed.contains("A_READ, WIDGETS_READ, WIDGETS_WRITE\n        ],"), "{changed}");
+        assert!(!grants(authz, &widgets));
+        let rates = resource("rates label:string:10 --admin-only");
+        let kept = add_policies(authz, &rates).expect("added");
+        assert!(kept.contains("Self::User => &[A_READ],") && grants(&kept, &rates), "{kept}");
+    }
 }

@@ -918,9 +918,15 @@ pub fn service(resource: &Resource) -> String {
     let references: Vec<(&Field, &str)> = resource.references().collect();
     let (rule, page, get) = if resource.shared {
         (
-            format!(
-                "Every signed-in user with the {plural} scope reads every {prose}; only its owner changes or deletes one, and another user's {prose} answers a change exactly like a missing one."
-            ),
+            if resource.admin_only {
+                format!(
+                    "Only admins reach these routes (the {plural} scopes are the admin role's alone); every admin reads every {prose}, only its owner changes or deletes one, and another admin's {prose} answers a change exactly like a missing one."
+                )
+            } else {
+                format!(
+                    "Every signed-in user with the {plural} scope reads every {prose}; only its owner changes or deletes one, and another user's {prose} answers a change exactly like a missing one."
+                )
+            },
             format!(
                 r"/// A page of every {prose}, whoever owns it.
 pub async fn page(db: &Pool, query: &PageQuery) -> Result<Page<{ty}>, {types}Error> {{
@@ -1409,7 +1415,7 @@ pub fn tests(resource: &Resource, sampled: &[&str]) -> String {
     };
     let (other_reads, other_lists) =
         if resource.shared { ("StatusCode::OK", "1") } else { ("StatusCode::NOT_FOUND", "0") };
-    format!(
+    let tests = format!(
         r#"//! {title} (scaffolded): the object rules, the input rules and the scopes,
 //! for every caller: anonymous, another user, the owner and an admin.
 
@@ -1552,6 +1558,77 @@ async fn a_token_that_may_only_read_writes_nothing(pool: Pool) {{
         singular = resource.singular,
         other_finds = if resource.shared { "and reads it" } else { "missing" },
         other_get = if resource.shared { 200 } else { 404 },
+    );
+    if resource.admin_only { admins_only(&tests, &resource.plural, &prose) } else { tests }
+}
+
+/// The tests of an admin-only resource: those of a shared one with admins
+/// as its owners, the matrix's objects created by the admin, and the rules
+/// of who reaches it.
+fn admins_only(tests: &str, plural: &str, prose: &str) -> String {
+    let mut tests = tests
+        .replace("authz::{Row, on_object, row}", "authz::{Row, on_admins_object, row}")
+        .replace("TestApp::new(pool).await", "TestApp::new(pool.clone()).await");
+    for name in ["ann", "bob"] {
+        tests = tests.replace(
+            &format!("app.signed_up(\"{name}@example.com\").await.access"),
+            &format!("admin(&app, &pool, \"{name}@example.com\").await"),
+        );
+    }
+    let matrix_from = tests.find("pub fn matrix_rows()").unwrap_or(0);
+    let matrix_to = matrix_from + tests[matrix_from..].find("\n}\n").map_or(0, |end| end + 3);
+    let owners_from = tests.find("/// The ownership matrix:").unwrap_or(0);
+    let owners_to = owners_from + tests[owners_from..].find("\n}\n").map_or(0, |end| end + 3);
+    format!(
+        r#"{before_matrix}pub fn matrix_rows() -> Vec<Row> {{
+    let object = || (PATH, valid());
+    vec![
+        row("GET", PATH, None, [401, 403, 403, 200]),
+        row("POST", PATH, Some(valid()), [401, 403, 403, 201]),
+        on_admins_object("GET", object(), None, [401, 403, 403, 200]),
+        on_admins_object("PATCH", object(), Some(valid()), [401, 403, 403, 200]),
+        on_admins_object("DELETE", object(), None, [401, 403, 403, 204]),
+    ]
+}}
+
+/// An admin's token: only admins reach these routes.
+async fn admin(app: &TestApp, pool: &Pool, email: &str) -> String {{
+    let id = app.register(email).await["id"].as_str().expect("id").to_owned();
+    grant_admin(pool, &id).await;
+    app.login(email, PASSWORD).await.access
+}}
+{between}/// Only admins reach {plural}: anonymous callers are refused, users are
+/// forbidden everything, another admin reads the owner's {prose} and can
+/// change it no more than a missing one.
+#[sqlx::test]
+async fn each_caller_gets_what_the_ownership_rules_say(pool: Pool) {{
+    let app = TestApp::new(pool.clone()).await;
+    let owner = admin(&app, &pool, "owner@example.com").await;
+    let other = admin(&app, &pool, "other@example.com").await;
+    let user = app.signed_up("user@example.com").await.access;
+    let path = create(&app, &owner).await;
+    for (method, uri) in [("GET", PATH), ("POST", PATH), ("GET", &path), ("PATCH", &path), ("DELETE", &path)] {{
+        let anonymous = app.call(method, uri, None, Some(&valid())).await;
+        anonymous.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+        let response = app.call(method, uri, Some(&user), Some(&valid())).await;
+        response.assert_error(StatusCode::FORBIDDEN, "FORBIDDEN");
+    }}
+    assert_eq!(app.get_as(&path, &other).await.status, StatusCode::OK);
+    let listed = app.get_as(PATH, &other).await.json();
+    assert_eq!(listed["items"].as_array().expect("items").len(), 1);
+    let missing = format!("{{PATH}}/{{}}", uuid::Uuid::now_v7());
+    for method in ["PATCH", "DELETE"] {{
+        let theirs = app.call(method, &path, Some(&other), Some(&json!({{}}))).await;
+        let absent = app.call(method, &missing, Some(&other), Some(&json!({{}}))).await;
+        let theirs = theirs.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND");
+        assert_eq!(theirs["message"], absent.assert_error(StatusCode::NOT_FOUND, "NOT_FOUND")["message"]);
+    }}
+    assert_eq!(app.get_as(&path, &owner).await.status, StatusCode::OK, "nothing changed it");
+}}
+{after}"#,
+        before_matrix = &tests[..matrix_from],
+        between = &tests[matrix_to..owners_from],
+        after = &tests[owners_to..],
     )
 }
 

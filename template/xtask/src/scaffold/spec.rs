@@ -7,8 +7,12 @@ pub struct Resource {
     pub plural: String,
     /// Singular, snake_case: the types and the audit target (`widget`).
     pub singular: String,
-    /// Readable by every signed-in user; changed only by its owner.
+    /// Every caller its policy lets in reads every row; only the owner
+    /// changes one.
     pub shared: bool,
+    /// Only admins reach its routes (its scopes are granted to admins
+    /// alone); among them it is shared.
+    pub admin_only: bool,
     pub fields: Vec<Field>,
 }
 
@@ -162,12 +166,13 @@ const MAX_TEXT_CHARS: usize = 100_000;
 impl Resource {
     /// Parses `<name> <field>:<type>[:<rule>] …` and the options.
     pub fn parse(args: &[String]) -> Result<(Self, bool), String> {
-        let (mut shared, mut dry_run, mut singular) = (false, false, None);
+        let (mut shared, mut admin_only, mut dry_run, mut singular) = (false, false, false, None);
         let mut positional = Vec::new();
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--shared" => shared = true,
+                "--admin-only" => admin_only = true,
                 "--dry-run" => dry_run = true,
                 "--singular" => singular = Some(args.next().ok_or("--singular needs a value")?.clone()),
                 option if option.starts_with("--") => return Err(format!("unknown option {option}")),
@@ -193,7 +198,13 @@ impl Resource {
                 return Err(format!("the field {} is given twice", field.name));
             }
         }
-        Ok((Self { plural: (*plural).to_owned(), singular, shared, fields }, dry_run))
+        if shared && admin_only {
+            return Err(
+                "--admin-only resources are shared among admins already: give one of the two".to_owned()
+            );
+        }
+        let shared = shared || admin_only;
+        Ok((Self { plural: (*plural).to_owned(), singular, shared, admin_only, fields }, dry_run))
     }
 
     /// `Widget`
@@ -402,7 +413,9 @@ mod tests {
             parse("work_items title:string:200 state:enum:open|in_progress size:int:1..5 --shared")
                 .expect("valid");
         assert_eq!((resource.singular.as_str(), resource.type_name()), ("work_item", "WorkItem".to_owned()));
-        assert!(resource.shared);
+        assert!(resource.shared && !resource.admin_only);
+        let kept = parse("rates label:string:20 --admin-only").expect("valid");
+        assert!(kept.shared && kept.admin_only, "admins share what only they reach");
         assert!(matches!(resource.fields[2].kind, Kind::Int(1, 5)));
         let priced = parse("items price:decimal:-10.50..9999.99 due:date at:datetime").expect("valid");
         assert!(matches!(priced.fields[0].kind, Kind::Decimal { scale: 2, min: -1050, max: 999_999 }));
@@ -431,6 +444,7 @@ mod tests {
             "widgets price:decimal:0.0000000..1.0000000",
             "widgets price:decimal:1e3..2e3",
             "widgets due:date:2026",
+            "widgets label:bool --shared --admin-only",
             "widgets select:bool",
             "widgets a:bool a:bool",
             "glass title:string:10",
