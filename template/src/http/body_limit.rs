@@ -11,8 +11,11 @@
 //! up to [`MAX_DISCARDED_BYTES`] and while it keeps arriving (the body idle
 //! timeout), and the answer follows its end. Beyond that bound the client
 //! gets the reset: reading more would serve the sender, not the client.
-//! No library does this; `RequestBodyLimitLayer` below still bounds bodies
-//! without a declared length.
+//! Over HTTP/1.1 nothing is read for the sender: the answer says
+//! `Connection: close`, since the unread body stands between it and the
+//! connection's next request, so that the client does not send one down a
+//! connection that is closing. No library does this; `RequestBodyLimitLayer`
+//! below still bounds bodies without a declared length.
 
 use std::{
     pin::Pin,
@@ -24,7 +27,7 @@ use std::{
 use axum::{
     body::{Body, Bytes, HttpBody},
     extract::{Request, State},
-    http::{Version, header},
+    http::{HeaderValue, Version, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -36,9 +39,9 @@ use super::ApiError;
 /// the largest `server.body_limit_bytes` allows.
 pub const MAX_DISCARDED_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Answers 413 to a body declared larger than `limit`; over HTTP/2, reads
-/// the rest of the body of any refused (4xx) request before the answer
-/// leaves.
+/// Answers 413 to a body declared larger than `limit`. The rest of the body
+/// of a refused (4xx) request is read before the answer leaves over HTTP/2;
+/// over HTTP/1.1 the answer closes the connection.
 pub async fn refuse_oversize(
     State((limit, idle_timeout)): State<(usize, Duration)>,
     request: Request,
@@ -50,12 +53,15 @@ pub async fn refuse_oversize(
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
     let over_http2 = request.version() == Version::HTTP_2;
     if declared.is_some_and(|length| length > u64::try_from(limit).unwrap_or(u64::MAX)) {
-        if over_http2 && declared.is_some_and(|length| length <= MAX_DISCARDED_BYTES) {
+        if !over_http2 {
+            return closing(ApiError::PayloadTooLarge.into_response());
+        }
+        if declared.is_some_and(|length| length <= MAX_DISCARDED_BYTES) {
             discard(request.into_body(), idle_timeout).await;
         }
         return ApiError::PayloadTooLarge.into_response();
     }
-    if !over_http2 || request.body().is_end_stream() {
+    if request.body().is_end_stream() {
         return next.run(request).await;
     }
     // The handler reads the body through `Shared`, so that what it leaves
@@ -65,8 +71,18 @@ pub async fn refuse_oversize(
     let response = next.run(Request::from_parts(parts, Body::new(Shared(body.clone())))).await;
     if response.status().is_client_error() {
         let rest = std::mem::take(&mut *body.lock().unwrap_or_else(PoisonError::into_inner));
-        discard(rest, idle_timeout).await;
+        if over_http2 {
+            discard(rest, idle_timeout).await;
+        } else if !rest.is_end_stream() {
+            return closing(response);
+        }
     }
+    response
+}
+
+/// `response`, telling an HTTP/1.1 client that the connection ends with it.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

@@ -382,3 +382,28 @@ async fn a_graceful_shutdown_sends_http2_clients_a_goaway(pool: Pool) {
     assert!(refused.is_go_away(), "{refused:?}");
     stopped.await.expect("joined").expect("clean stop");
 }
+
+/// Over HTTP/1.1 the next request of a connection follows the body of the
+/// last: one refused before its body was read leaves that body in the way,
+/// so the connection ends with the answer, and the answer says so
+/// (`Connection: close`) lest the client send its next request down a
+/// closing connection. A body that was read keeps the connection open.
+#[sqlx::test]
+async fn a_refusal_before_the_body_is_read_closes_the_connection_and_says_so(pool: Pool) {
+    let app = TestApp::new(pool).await;
+    let streamed = || {
+        let chunks = [b"{\"title\":".to_vec(), b"\"unread\"}".to_vec()].map(Ok::<_, std::io::Error>);
+        Request::post("/api/v1/notes")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from_stream(futures_util::stream::iter(chunks)))
+            .expect("request")
+    };
+    let refused = app.send(streamed()).await;
+    refused.assert_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
+    assert_eq!(refused.header("connection"), "close");
+
+    let ann = app.signed_up("ann@example.com").await.access;
+    let read = app.post("/api/v1/notes", Some(&ann), &json!({"title": ""})).await;
+    read.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_FAILED");
+    assert!(read.headers.get("connection").is_none(), "a body read to its end keeps the connection");
+}
