@@ -155,7 +155,8 @@ fn the_notes_example_is_the_scaffolds_output_but_for_the_listed_differences() {
 
 /// What the scaffold would add to the project's shared files is there for
 /// notes already: the modules, the router, the scopes and policy rows, the
-/// roles' grants, the error mapping, the tag and the matrix rows.
+/// roles' grants, the tag and the matrix rows (the error mapping is compared
+/// as an item).
 fn edits(root: &Path, resource: &Resource, problems: &mut String) {
     let checks: [(&str, Vec<String>); 8] = [
         ("src/lib.rs", vec![edit::module_line(resource)]),
@@ -169,7 +170,10 @@ fn edits(root: &Path, resource: &Resource, problems: &mut String) {
     ];
     let authz = fs::read_to_string(root.join("src/authz.rs")).expect("authz.rs");
     if !edit::grants(&authz, resource) {
-        let _ = writeln!(problems, "src/authz.rs: a role's scopes do not end with what the scaffold grants");
+        let _ = writeln!(
+            problems,
+            "src/authz.rs: a role lacks the notes scopes side by side, as the scaffold grants them"
+        );
     }
     for (file, snippets) in checks {
         let text = fs::read_to_string(root.join(file)).expect(file);
