@@ -50,6 +50,21 @@ fn unreachable_limits(figment: Figment) -> Figment {
     })
 }
 
+/// A request with a body that the policy refuses before the body is read:
+/// what the body-limit layer adds to every such request over HTTP/1.1.
+fn refused_post(runtime: &tokio::runtime::Runtime, router: &axum::Router, client: IpAddr, budget: Duration) {
+    measure("POST /api/v1/notes without a token, body unread (refused: 401)", budget, || {
+        let mut request = Request::post("/api/v1/notes")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"title":"Groceries","body":"Milk, eggs"}"#))
+            .expect("request");
+        request.extensions_mut().insert(ConnectInfo(SocketAddr::new(client, 40_000)));
+        let response = runtime.block_on(router.clone().oneshot(request)).expect("infallible");
+        assert_eq!(response.status().as_u16(), 401);
+        black_box(response);
+    });
+}
+
 fn main() -> anyhow::Result<()> {
     let keys = tempfile::tempdir()?;
     let mut figment = unreachable_limits(Config::defaults().merge(("auth.keys_dir", keys.path())));
@@ -125,6 +140,7 @@ fn main() -> anyhow::Result<()> {
     measure("GET /healthz through the whole stack", budget, || {
         black_box(call("/healthz", false));
     });
+    refused_post(&runtime, &router, client, budget);
     measure("GET /api/v1/notes (token + account check + query)", budget, || {
         black_box(call("/api/v1/notes", true));
     });
